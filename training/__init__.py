@@ -1,0 +1,1 @@
+"""Offline data preparation, training and evaluation; never shipped in the add-on."""
