@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
-from .camera import FRONTAL, camera_matrix, focal_from_mm, principal_point, project
+from .camera import camera_matrix, focal_from_mm, head_angles, principal_point, project
 from .face_model import FaceModel, SubsetBasis
 from .facs import NUM_FACS
 
@@ -29,9 +29,9 @@ class FitOptions:
     """Weights of Eq. 4's regularisers, relative to landmark residuals in face-size units."""
 
     alternations: int = 4
-    identity_prior: float = 2e-3        # on |u|^2, u in standard deviations
-    expression_l1: float = 2e-4         # on sum(x): prefers few active shapes
-    expression_l2: float = 2e-4         # on |x|^2
+    identity_prior: float = 2e-4        # on |u|^2, u in standard deviations
+    expression_l1: float = 2e-5         # on sum(x): prefers few active shapes
+    expression_l2: float = 2e-5         # on |x|^2
     focal_prior: float = 2e-3           # on (log f - log f_prior)^2
     focal_range: float = 3.0            # search f within [f_prior / r, f_prior * r]
     solve_identity: bool = True
@@ -39,7 +39,7 @@ class FitOptions:
     silhouette_jaw: bool = True
     jaw_tangent_weight: float = 0.1     # weight of jaw residuals along the outline
     max_iterations: int = 30            # Levenberg-Marquardt steps per refinement
-    tolerance: float = 1e-5             # stop when a step lowers the energy by less than this fraction
+    tolerance: float = 1e-4             # stop when a step lowers the energy by less than this fraction
 
 
 @dataclass
@@ -250,7 +250,7 @@ def _frame_linearisation(bases, prob, st: _FrameState, u, log_f, want_identity: 
     proj = f * cam[:, :2] * inv_z[:, None]
     sw = np.sqrt(prob.weights)[:, None]
     frames = _residual_frames(bases, st.rotation, prob.jaw_tangent_weight) * sw[:, :, None]
-    e = np.einsum("nab,nb->na", frames, (proj + prob.center - prob.landmarks) / prob.scale).ravel()
+    e = np.matmul(frames, ((proj + prob.center - prob.landmarks) / prob.scale)[:, :, None]).ravel()
     n = len(rows)
     # d(residual)/d(cam): (n, 2, 3)
     k = (f / prob.scale) * inv_z
@@ -258,18 +258,16 @@ def _frame_linearisation(bases, prob, st: _FrameState, u, log_f, want_identity: 
     d_cam[:, 0, 0] = k
     d_cam[:, 1, 1] = k
     d_cam[:, :, 2] = -k[:, None] * cam[:, :2] * inv_z[:, None]
-    d_cam = np.einsum("nab,nbc->nac", frames, d_cam)
+    d_cam = np.matmul(frames, d_cam)
     skew = np.zeros((n, 3, 3))                       # d(cam)/d(omega) = -[q]x
     skew[:, 0, 1], skew[:, 0, 2] = q[:, 2], -q[:, 1]
     skew[:, 1, 0], skew[:, 1, 2] = -q[:, 2], q[:, 0]
     skew[:, 2, 0], skew[:, 2, 1] = q[:, 1], -q[:, 0]
     d_pose = np.concatenate([skew, tz * np.eye(3)[None, :, :2].repeat(n, 0), np.broadcast_to(t, (n, 3))[:, :, None]], axis=2)
-    rot_bx = np.einsum("ij,njp->nip", st.rotation, bx)
-    j_frame = np.einsum("nab,nbp->nap", d_cam, np.concatenate([d_pose, rot_bx], axis=2)).reshape(2 * n, -1)
-    j_u = None
-    if want_identity:
-        j_u = np.einsum("nab,nbp->nap", d_cam, np.einsum("ij,njp->nip", st.rotation, bu)).reshape(2 * n, -1)
-    j_logf = np.einsum("nab,nb->na", frames, proj / prob.scale).ravel()
+    d_pos = np.matmul(d_cam, st.rotation)                          # d(residual)/d(model position)
+    j_frame = np.concatenate([np.matmul(d_cam, d_pose), np.matmul(d_pos, bx)], axis=2).reshape(2 * n, -1)
+    j_u = np.matmul(d_pos, bu).reshape(2 * n, -1) if want_identity else None
+    j_logf = np.matmul(frames, (proj / prob.scale)[:, :, None]).ravel()
     return e, j_frame, j_u, j_logf
 
 
@@ -290,7 +288,7 @@ def _frame_residuals(bases, prob, st: _FrameState, u, log_f) -> np.ndarray:
     cam = pos @ st.rotation.T + st.translation()
     proj = project(cam, np.exp(log_f), prob.center)
     frames = _residual_frames(bases, st.rotation, prob.jaw_tangent_weight) * np.sqrt(prob.weights)[:, None, None]
-    return np.einsum("nab,nb->na", frames, (proj - prob.landmarks) / prob.scale).ravel()
+    return np.matmul(frames, ((proj - prob.landmarks) / prob.scale)[:, :, None]).ravel()
 
 
 def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
@@ -298,7 +296,7 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     """Levenberg-Marquardt on every frame's pose and expression and the shared identity and focal.
 
     Each step minimises the damped Gauss-Newton model under the bounds x in [0, 1], |u| <= 4 and
-    the focal range with L-BFGS-B (the paper's bounded solver), then keeps it if the energy drops.
+    the focal range (_bounded_quadratic_step), then keeps it if the energy drops.
     """
     n_frames, n_x, k = len(states), NUM_FACS, len(u)
     per = N_POSE + n_x
@@ -307,6 +305,18 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     span = np.log(options.focal_range)
     mu = 1e-3
     energy = _total_energy(bases, probs, states, u, log_f, log_f_prior, options)
+    diag_idx = np.arange(n_var)
+    prior_diag = np.zeros(n_var)                 # curvature of the quadratic priors
+    for i in range(n_frames):
+        prior_diag[i * per + N_POSE:(i + 1) * per] = 2.0 * options.expression_l2 / n_frames
+    if solve_identity:
+        prior_diag[u_slice] = 2.0 * options.identity_prior
+    if solve_focal:
+        prior_diag[-1] = 2.0 * options.focal_prior
+    lo = np.full(n_var, -np.inf)
+    hi = np.full(n_var, np.inf)
+    for i in range(n_frames):
+        lo[i * per:i * per + 3], hi[i * per:i * per + 3] = -0.5, 0.5
     for _ in range(options.max_iterations):
         h = np.zeros((n_var, n_var))
         g = np.zeros(n_var)
@@ -324,27 +334,20 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
                 g[idx] += jte
             xs = slice(i * per + N_POSE, (i + 1) * per)
             g[xs] += (options.expression_l1 + 2.0 * options.expression_l2 * st.expression) / n_frames
-            h[xs, xs] += np.eye(n_x) * 2.0 * options.expression_l2 / n_frames
+            lo[xs], hi[xs] = -st.expression, 1.0 - st.expression
+        h[diag_idx, diag_idx] += prior_diag
         if solve_identity:
             g[u_slice] += 2.0 * options.identity_prior * u
-            h[u_slice, u_slice] += np.eye(k) * 2.0 * options.identity_prior
-        if solve_focal:
-            g[-1] += 2.0 * options.focal_prior * (log_f - log_f_prior)
-            h[-1, -1] += 2.0 * options.focal_prior
-        lo = np.full(n_var, -np.inf)
-        hi = np.full(n_var, np.inf)
-        for i, st in enumerate(states):
-            lo[i * per:i * per + 3], hi[i * per:i * per + 3] = -0.5, 0.5
-            lo[i * per + N_POSE:(i + 1) * per] = -st.expression
-            hi[i * per + N_POSE:(i + 1) * per] = 1.0 - st.expression
         if solve_identity:
             lo[u_slice], hi[u_slice] = -4.0 - u, 4.0 - u
         if solve_focal:
+            g[-1] += 2.0 * options.focal_prior * (log_f - log_f_prior)
             lo[-1], hi[-1] = log_f_prior - span - log_f, log_f_prior + span - log_f
-        diag = np.diag(h).copy()
+        diag = np.diag(h).copy() + 1e-9
         improved = False
         for _attempt in range(6):
-            hd = h + mu * np.diag(diag + 1e-9)
+            hd = h.copy()
+            hd[diag_idx, diag_idx] += mu * diag
             step = _bounded_quadratic_step(hd, g, lo, hi)
             new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal)
             new_energy = _total_energy(bases, probs, new_states, new_u, new_log_f, log_f_prior, options)
@@ -433,12 +436,13 @@ def _best_start(bases, prob, pos, rot, t, u, log_f, log_f_prior, options: FitOpt
     """Refine the PnP pose and yaw-turned copies of it under strong priors; keep the best.
 
     Strongly turned faces with expressions have a second minimum at a smaller yaw (the jaw
-    silhouette and the cheek trade places); starting on both sides of it finds the right one.
+    silhouette and the cheek trade places); a start turned further away finds the right one.
     """
     strong = _scaled(options, _PRIOR_SCHEDULE[0])
     best, best_energy = None, np.inf
+    yaw_sign = 1.0 if head_angles(rot)[0] >= 0 else -1.0
     for yaw_offset in _START_YAW_OFFSETS:
-        turn, _ = cv2.Rodrigues(np.asarray(rot @ np.array([0.0, np.radians(yaw_offset), 0.0])))
+        turn, _ = cv2.Rodrigues(np.asarray(rot @ np.array([0.0, np.radians(yaw_offset) * yaw_sign, 0.0])))
         r0 = turn @ rot
         rows = np.arange(NUM_LANDMARKS)
         if options.silhouette_jaw:
@@ -452,7 +456,7 @@ def _best_start(bases, prob, pos, rot, t, u, log_f, log_f_prior, options: FitOpt
     return best
 
 
-_START_YAW_OFFSETS = (0.0, -20.0, 20.0)  # degrees about the head's own vertical axis
+_START_YAW_OFFSETS = (0.0, 20.0)  # degrees about the head's vertical axis, away from frontal
 
 
 # Weight of the jaw silhouette points per alternation: the inner points settle the pose first,
