@@ -438,7 +438,7 @@ def _best_start(bases, prob, pos, rot, t, u, log_f, log_f_prior, options: FitOpt
     Strongly turned faces with expressions have a second minimum at a smaller yaw (the jaw
     silhouette and the cheek trade places); a start turned further away finds the right one.
     """
-    strong = _scaled(options, _PRIOR_SCHEDULE[0])
+    strong = replace(_scaled(options, _PRIOR_SCHEDULE[0]), tolerance=_COARSE_TOLERANCE)
     best, best_energy = None, np.inf
     yaw_sign = 1.0 if head_angles(rot)[0] >= 0 else -1.0
     for yaw_offset in _START_YAW_OFFSETS:
@@ -463,6 +463,7 @@ _START_YAW_OFFSETS = (0.0, 20.0)  # degrees about the head's vertical axis, away
 # so that the silhouette is re-assigned from a pose it did not pull off course.
 _JAW_WEIGHT_SCHEDULE = (0.1, 0.3, 1.0)
 _FINAL_TANGENT_WEIGHT = 0.1
+_COARSE_TOLERANCE = 1e-3  # the early, strongly regularised stages need not converge tightly
 
 
 def _with_jaw_weight(prob: _Problem, factor: float) -> _Problem:
@@ -497,7 +498,10 @@ def _fit_frames(model, probs, identity, focal_prior, focal_start, options: FitOp
     for i in range(options.alternations):
         factor = _PRIOR_SCHEDULE[min(i, len(_PRIOR_SCHEDULE) - 1)] if i < options.alternations - 1 else 1.0
         stage_probs = [_with_jaw_weight(p, _JAW_WEIGHT_SCHEDULE[min(i, len(_JAW_WEIGHT_SCHEDULE) - 1)]) for p in probs]
-        states, u, log_f = _refine(bases, stage_probs, states, u, log_f, log_f_prior, _scaled(options, factor),
+        stage = _scaled(options, factor)
+        if i < options.alternations - 2:
+            stage = replace(stage, tolerance=max(options.tolerance, _COARSE_TOLERANCE))
+        states, u, log_f = _refine(bases, stage_probs, states, u, log_f, log_f_prior, stage,
                                    solve_identity, solve_focal)
         if options.silhouette_jaw:
             for prob, st in zip(probs, states):

@@ -37,6 +37,7 @@ def _identity_pca(deltas: np.ndarray, n_components: int) -> tuple[np.ndarray, np
     """
     flat = deltas.reshape(deltas.shape[0], -1).astype(np.float64)
     _, sing, vt = np.linalg.svd(flat, full_matrices=False)
+    vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]  # a fixed sign per mode
     kept = float((sing[:n_components] ** 2).sum() / (sing ** 2).sum())
     basis = (vt[:n_components] * sing[:n_components, None]).reshape(n_components, *deltas.shape[1:])
     return basis.astype(np.float32), sing[:n_components].astype(np.float32), kept
