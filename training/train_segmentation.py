@@ -1,0 +1,176 @@
+"""Train the two-stream face segmenter and export models/segmenter.onnx.
+
+    .venv-train/bin/python -m training.train_segmentation            # the shipped run
+    .venv-train/bin/python -m training.train_segmentation --minutes 2 --finetune-minutes 1 --out /tmp/x.onnx
+
+Stage 1: positives (lfw_parts train + celebamask_mini train, with jitter, rectangles and hands),
+Adam with a cosine learning rate over a wall-clock budget; after each epoch (EPOCH_ITERS
+iterations) face IoU on lfw_parts validation crops picks the best weights.
+Stage 2 (paper §4): fine-tuning from the best weights with half of each batch negative
+(face-free pictures, hands on them, crops away from the face), at a tenth of the learning rate.
+Writes training/logs/segmentation/{log.csv, log.json, curves.png} and the ONNX model
+(atomically: a temporary file renamed into place), plus build/segmenter_{fcn,deconv}.onnx for
+timing the one-stream variants.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.segmentation_data import (SampleMaker, data_dir, load_hands, load_negative_images,
+                                        lfw_parts_source, training_sources, validation_crops)
+from training.segmentation_net import (STREAMS, ExportWrapper, StreamOnly, TwoStreamSegmenter,
+                                       export_onnx, segmentation_loss)
+
+REPO = Path(__file__).resolve().parents[1]
+# ---- configuration
+SEED = 1234
+BATCH = 32
+LR = 2e-3
+WEIGHT_DECAY = 1e-4
+FINETUNE_LR = 2e-4
+NEGATIVE_FRACTION = 0.5
+EPOCH_ITERS = int(os.environ.get("MASKCAP_EPOCH_ITERS", 100))
+THREADS = 2
+LOG_DIR = REPO / "training" / "logs" / "segmentation"
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(crops).permute(0, 3, 1, 2).float()
+
+
+@torch.no_grad()
+def evaluate_iou(net, crops, targets, batch: int = 100) -> dict[str, float]:
+    """Mean per-crop face IoU of each stream at 128x128 (an empty union counts as 1)."""
+    net.eval()
+    ious = {k: [] for k in STREAMS}
+    for i in range(0, len(crops), batch):
+        scores = net(to_tensor(crops[i:i + batch]))
+        t = torch.from_numpy(targets[i:i + batch]).bool()
+        for k in STREAMS:
+            p = scores[k].argmax(1).bool()
+            inter = (p & t).sum((1, 2)).float()
+            union = (p | t).sum((1, 2)).float()
+            ious[k] += torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).tolist()
+    net.train()
+    return {k: float(np.mean(v)) for k, v in ious.items()}
+
+
+def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best):
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    start = time.time()
+    budget = minutes * 60.0
+    it, losses = 0, []
+    net.train()
+    while True:
+        elapsed = time.time() - start
+        if elapsed >= budget:
+            break
+        for group in opt.param_groups:  # cosine over the wall-clock budget
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+        crops, targets = maker.batch(rng, BATCH, negative_fraction)
+        loss = segmentation_loss(net(to_tensor(crops)), torch.from_numpy(targets).long())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        it += 1
+        if it % EPOCH_ITERS == 0 or time.time() - start >= budget:
+            iou = evaluate_iou(net, *val)
+            row = {"stage": stage, "epoch": len(log) + 1, "iterations": it, "minutes": round((time.time() - start) / 60, 2),
+                   "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses)),
+                   **{f"val_iou_{k}": v for k, v in iou.items()}}
+            log.append(row)
+            losses = []
+            print(json.dumps(row), flush=True)
+            if iou["fused"] > best["iou"]:
+                best.update(iou=iou["fused"], epoch=row["epoch"], stage=stage,
+                            state={k: v.detach().clone() for k, v in net.state_dict().items()})
+    return best
+
+
+def save_logs(log, meta):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOG_DIR / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(log[0].keys()))
+        writer.writeheader()
+        writer.writerows(log)
+    (LOG_DIR / "log.json").write_text(json.dumps({"meta": meta, "epochs": log}, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = [r["epoch"] for r in log]
+    ax[0].plot(x, [r["train_loss"] for r in log])
+    ax[0].set(xlabel=f"epoch ({EPOCH_ITERS} iterations of {BATCH})", ylabel="train loss", yscale="log")
+    for k in STREAMS:
+        ax[1].plot(x, [r[f"val_iou_{k}"] for r in log], label=k)
+    ft = [r["epoch"] for r in log if r["stage"] == "finetune"]
+    for a in ax:
+        if ft:
+            a.axvline(ft[0] - 0.5, color="gray", ls="--", lw=0.8)
+    ax[1].set(xlabel="epoch", ylabel="face IoU, lfw_parts val crops", ylim=(0.7, 1.0))
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(LOG_DIR / "curves.png", dpi=80)
+
+
+def atomic_export(module, path: Path, outputs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    export_onnx(module, tmp, outputs)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=40.0, help="wall-clock budget of stage 1")
+    ap.add_argument("--finetune-minutes", type=float, default=10.0, help="budget of the negatives stage")
+    ap.add_argument("--out", type=Path, default=REPO / "models" / "segmenter.onnx")
+    ap.add_argument("--threads", type=int, default=THREADS)
+    args = ap.parse_args(argv)
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(SEED)
+    sources = training_sources()
+    maker = SampleMaker(sources, load_hands(), load_negative_images())
+    val = validation_crops(lfw_parts_source("validation"))
+    print(f"train sources: {[(s.name, len(s)) for s in sources]}, validation crops: {len(val[0])}", flush=True)
+
+    net = TwoStreamSegmenter()
+    log, best = [], {"iou": -1.0}
+    best = run_stage(net, maker, rng, args.minutes, LR, 0.0, val, log, "main", best)
+    net.load_state_dict(best["state"])
+    main_best = {k: best[k] for k in ("iou", "epoch")}
+    if args.finetune_minutes > 0:
+        # fine-tuning may trade a little clean IoU for rejecting non-faces; keep its best epoch
+        best_ft = run_stage(net, maker, rng, args.finetune_minutes, FINETUNE_LR, NEGATIVE_FRACTION, val, log,
+                            "finetune", {"iou": -1.0})
+        net.load_state_dict(best_ft["state"])
+        best = best_ft
+    net.eval()
+    meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": FINETUNE_LR, "weight_decay": WEIGHT_DECAY,
+            "negative_fraction_finetune": NEGATIVE_FRACTION, "epoch_iterations": EPOCH_ITERS,
+            "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
+            "torch": torch.__version__, "trained_on": [s.name for s in sources],
+            "negatives": ["hands/negatives", "backgrounds", "hands/*.png composites"],
+            "best_main": main_best, "shipped": {"stage": best["stage"], "epoch": best["epoch"], "val_iou_fused": best["iou"]},
+            "data_dir": str(data_dir())}
+    save_logs(log, meta)
+    atomic_export(ExportWrapper(net), args.out, ("fused", "fcn", "deconv"))
+    for stream in ("fcn", "deconv"):
+        atomic_export(StreamOnly(net, stream), REPO / "build" / f"segmenter_{stream}.onnx", ("probability",))
+    print(f"exported {args.out} (best: {meta['shipped']})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
