@@ -29,8 +29,8 @@ class FitOptions:
     """Weights of Eq. 4's regularisers, relative to landmark residuals in face-size units."""
 
     alternations: int = 4
-    identity_prior: float = 2e-4        # on |u|^2, u in standard deviations
-    expression_l1: float = 2e-5         # on sum(x): prefers few active shapes
+    identity_prior: float = 1e-4        # on |u|^2, u in standard deviations
+    expression_l1: float = 1e-3         # on sum(x): prefers few active shapes
     expression_l2: float = 2e-5         # on |x|^2
     focal_prior: float = 2e-3           # on (log f - log f_prior)^2
     focal_range: float = 3.0            # search f within [f_prior / r, f_prior * r]

@@ -41,11 +41,12 @@ def evaluate(faces: int, noise_px: float, seed: int = 0) -> dict:
             "error_to_clean_px": float(np.sqrt(((face.clean - fit.projected)[17:] ** 2).sum(1).mean())),
             "focal_ratio": fit.focal_px / face.focal_px,
             "expression_abs_error": np.abs(fit.expression - face.expression),
-            "expression_active": face.expression > 0,
+            "expression_true": face.expression,
         })
     rot = np.array([r["rotation_error_deg"] for r in rows])
     yaw = np.abs([r["yaw_deg"] for r in rows])
     ex_err = np.stack([r["expression_abs_error"] for r in rows])
+    ex_true = np.stack([r["expression_true"] for r in rows])
 
     def stats(key):
         v = np.array([r[key] for r in rows])
@@ -62,7 +63,9 @@ def evaluate(faces: int, noise_px: float, seed: int = 0) -> dict:
         "inner51_error_to_noise_free_px": stats("error_to_clean_px"),
         "focal_ratio_fit_over_true": stats("focal_ratio"),
         "expression_mae": float(ex_err.mean()),
+        "expression_mae_if_all_zero": float(ex_true.mean()),
         "expression_mae_per_shape": {n: float(e) for n, e in zip(FACS_NAMES, ex_err.mean(0))},
+        "expression_mae_per_shape_if_all_zero": {n: float(e) for n, e in zip(FACS_NAMES, ex_true.mean(0))},
     }
 
 
