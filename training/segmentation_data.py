@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,6 +35,7 @@ import cv2
 import numpy as np
 
 from core.detection import CROP_SCALE_FROM_FACE, crop_box_from_face_box
+from training.paths import shared_data_dir
 
 CROP_SIZE = 128
 CELEBAMASK_FACE = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12)
@@ -45,8 +45,7 @@ LFW_FACE = 1
 
 def data_dir() -> Path:
     """../shared/data beside the repository, or $MASKCAP_DATA when set."""
-    override = os.environ.get("MASKCAP_DATA")
-    return Path(override) if override else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return shared_data_dir()
 
 
 # ---------------------------------------------------------------- sources

@@ -9,8 +9,8 @@ iterations) face IoU on lfw_parts validation crops picks the best weights.
 Stage 2 (paper §4): fine-tuning from the best weights with half of each batch negative
 (face-free pictures, hands on them, crops away from the face), at a tenth of the learning rate.
 Writes training/logs/segmentation/{log.csv, log.json, curves.png} and the ONNX model
-(atomically: a temporary file renamed into place), plus build/segmenter_{fcn,deconv}.onnx for
-timing the one-stream variants.
+(atomically: a temporary file renamed into place), plus build/segmenter.pt (the weights)
+and build/segmenter_{fcn,deconv}.onnx (one-stream graphs, for timing the Table 1 variants).
 """
 from __future__ import annotations
 
@@ -167,8 +167,9 @@ def main(argv=None):
             "data_dir": str(data_dir())}
     save_logs(log, meta)
     atomic_export(ExportWrapper(net), args.out, ("fused", "fcn", "deconv"))
+    torch.save(net.state_dict(), REPO / "build" / "segmenter.pt")
     for stream in ("fcn", "deconv"):
-        atomic_export(StreamOnly(net, stream), REPO / "build" / f"segmenter_{stream}.onnx", ("probability",))
+        atomic_export(StreamOnly(net, stream), REPO / "build" / f"segmenter_{stream}.onnx", (stream,))
     print(f"exported {args.out} (best: {meta['shipped']})", flush=True)
 
 
