@@ -76,6 +76,8 @@ _REGION_BGR = {
     "eye_socket": (120, 130, 180),
     "eyeball": (235, 235, 235),
     "teeth_and_gums": (210, 220, 230),
+    "ears": (145, 165, 212),
+    "face_outer": (145, 165, 212),
 }
 
 

@@ -120,3 +120,13 @@ def test_the_build_command_reproduces_the_shipped_model(tmp_path):
     assert np.allclose(rebuilt.identity_basis, shipped.identity_basis, atol=2e-3)
     assert np.allclose(rebuilt.expression_deltas, shipped.expression_deltas, atol=1e-3)
     assert json.loads(json.dumps(rebuilt.meta["expression_names"])) == list(shipped.expression_names)
+
+
+def test_the_face_region_holds_the_landmarks_but_not_the_throat_or_the_ears(model):
+    face = model.region_quads("face")
+    face_vertices = np.unique(face)
+    assert np.isin(model.landmark_vertex_ids[17:], face_vertices).all()  # brows, eyes, nose, mouth
+    chin_y = model.neutral[model.landmark_vertex_ids[8], 1]
+    assert model.neutral[face_vertices, 1].min() > chin_y - 1.0          # nothing below the chin
+    ears = np.unique(model.region_quads("ears"))
+    assert np.abs(model.neutral[ears, 0]).min() > 5.5                    # ears are at the sides

@@ -25,8 +25,14 @@ CONTOUR_RANGE_CM = (-2.5, 2.0)   # inward / outward reach of a jaw point's candi
 CONTOUR_CANDIDATES = 12
 
 # Region id of each face (quad) in the built model, for masks and materials.
-REGION_FACE, REGION_HEAD_NECK, REGION_MOUTH_SOCKET, REGION_EYE_SOCKET, REGION_EYEBALL, REGION_TEETH_GUMS = range(6)
-REGION_NAMES = ("face", "head_and_neck", "mouth_socket", "eye_socket", "eyeball", "teeth_and_gums")
+(REGION_FACE, REGION_HEAD_NECK, REGION_MOUTH_SOCKET, REGION_EYE_SOCKET, REGION_EYEBALL, REGION_TEETH_GUMS,
+ REGION_EARS, REGION_FACE_OUTER) = range(8)
+REGION_NAMES = ("face", "head_and_neck", "mouth_socket", "eye_socket", "eyeball", "teeth_and_gums",
+                "ears", "face_outer")
+# "face" is ICT's narrow face area (hairline to chin, no ears, no neck): maskcap's face region.
+# The rest of ICT's "Face" polygons are split into the ears (with the skin just in front of
+# them) and "face_outer" (the front of the scalp and the throat), found by position on the neutral.
+EAR_MIN_ABS_X_CM, EAR_Y_RANGE_CM, EAR_MAX_Z_CM = 6.0, (-2.5, 6.0), 4.5
 
 
 def _identity_pca(deltas: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -100,8 +106,10 @@ def _contour_candidates(neutral: np.ndarray, landmark_ids: np.ndarray) -> tuple[
 
 
 def _quad_regions(src) -> np.ndarray:
-    """Region id per quad of the head part, from ICT polygon ids, then eyeballs."""
+    """Region id per quad of the head part, from ICT polygon ids and the narrow face area."""
     poly = src["head_quad_poly_ids"]
+    quads = src["head_quads"]
+    centre = src["head_neutral"][quads].mean(axis=1)
     rng = {str(n): r for n, r in zip(src["region_names"], src["region_polygon_range"])}
     region = np.full(len(poly), REGION_HEAD_NECK, np.uint8)
     for name, rid in (("Face", REGION_FACE), ("Head and Neck", REGION_HEAD_NECK),
@@ -109,6 +117,11 @@ def _quad_regions(src) -> np.ndarray:
                       ("Eye socket right", REGION_EYE_SOCKET)):
         lo, hi = rng[name]
         region[(poly >= lo) & (poly <= hi)] = rid
+    outer = (region == REGION_FACE) & (quads.max(axis=1) > NARROW_FACE_LAST_VERTEX)
+    ear = (outer & (np.abs(centre[:, 0]) > EAR_MIN_ABS_X_CM) & (centre[:, 1] > EAR_Y_RANGE_CM[0])
+           & (centre[:, 1] < EAR_Y_RANGE_CM[1]) & (centre[:, 2] < EAR_MAX_Z_CM))
+    region[outer] = REGION_FACE_OUTER
+    region[ear] = REGION_EARS
     return region
 
 
