@@ -123,10 +123,22 @@ def test_the_build_command_reproduces_the_shipped_model(tmp_path):
 
 
 def test_the_face_region_holds_the_landmarks_but_not_the_throat_or_the_ears(model):
-    face = model.region_quads("face")
-    face_vertices = np.unique(face)
+    from core.camera import head_rotation, principal_point, project
+    from core.render import render_face
+
+    face_vertices = np.unique(model.region_quads("face"))
     assert np.isin(model.landmark_vertex_ids[17:], face_vertices).all()  # brows, eyes, nose, mouth
-    chin_y = model.neutral[model.landmark_vertex_ids[8], 1]
-    assert model.neutral[face_vertices, 1].min() > chin_y - 1.0          # nothing below the chin
+    size, focal = (200, 200), 400.0
+    rot, t = head_rotation(0.0, 0.0, 0.0), np.array([0.0, 0.0, 60.0])
+    _, ids, regions = render_face(model, model.neutral, rot, t, focal, size)
+    face_id = model.meta["regions"].index("face")
+
+    def region_at(point_model):
+        u, v = np.round(project(point_model @ rot.T + t, focal, principal_point(size))).astype(int)
+        return regions[ids[v, u]] if ids[v, u] >= 0 else -1
+
+    chin = model.neutral[model.landmark_vertex_ids[8]]
+    assert region_at(chin + [0.0, 0.5, 0.0]) == face_id
+    assert region_at(chin + [0.0, -3.0, -3.0]) != face_id                 # the throat, below the chin
     ears = np.unique(model.region_quads("ears"))
     assert np.abs(model.neutral[ears, 0]).min() > 5.5                    # ears are at the sides
