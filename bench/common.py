@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from core.files import write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -42,10 +43,6 @@ def summary(ms: np.ndarray) -> dict:
 
 
 def write_json(name: str, payload: dict) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / name
-    fd, tmp = tempfile.mkstemp(dir=RESULTS_DIR, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2))
     return path

@@ -9,8 +9,6 @@ carry no information (the paper's "mark non-face pixels"). Identity u and focal 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 from .camera import project
 from .face_model import FaceModel
 from .facs import NUM_FACS
+from .files import write_npz
 
 NUM_LANDMARKS = 68
 Q_DIM = 3 + 3 + NUM_FACS + 2 * NUM_LANDMARKS  # omega, (a, b, c), x, D / scale
@@ -236,17 +235,7 @@ class FernCascade:
             arrays[f"s{i}_pairs"] = s.pairs.astype(np.int16)
             arrays[f"s{i}_thr"] = s.thresholds.astype(np.float32)
             arrays[f"s{i}_out"] = s.outputs.astype(np.float16)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_npz(path, **arrays)
 
     @staticmethod
     def load(path: str | Path) -> "FernCascade":

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from core.files import write_npz, write_text
 from core.facs import ARKIT_NAMES, EXTRA_ARKIT_NAMES, EXTRA_NAMES, EXTRA_TO_ICT, FACS_NAMES, FACS_TO_ICT
 
 from .paths import REPO_ROOT, require_data
@@ -197,18 +196,8 @@ def build(components: int, out_path: Path) -> dict:
         "contour_outward": contour_outward,
         "meta_json": np.array(json.dumps(meta)),
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    (out_path.parent / "ICT-FaceKit-LICENSE.txt").write_text(
+    write_npz(out_path, **arrays)
+    write_text(out_path.parent / "ICT-FaceKit-LICENSE.txt", 
         "models/face_model.npz is built from ICT-FaceKit (https://github.com/ICT-VGL/ICT-FaceKit).\n\n"
         + meta["license"])
     return {"path": str(out_path), "bytes": out_path.stat().st_size, "vertices": len(neutral),

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import numpy as np
 from core.camera import head_angles, rotation_angle_deg
 from core.face_model import load_face_model
 from core.facs import FACS_NAMES
+from core.files import write_text
 from core.fitting import fit_landmarks
 
 from .paths import REPO_ROOT
@@ -77,11 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     report = evaluate(args.faces, args.noise)
     text = json.dumps(report, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, args.out)
+    write_text(args.out, text)
     print(text)
 
 

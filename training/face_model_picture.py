@@ -13,6 +13,7 @@ import numpy as np
 from core.camera import focal_from_mm, head_rotation, principal_point, project
 from core.face_model import load_face_model
 from core.facs import FACS_NAMES
+from core.files import write_image
 from core.render import render_face
 
 from .paths import REPO_ROOT
@@ -57,10 +58,7 @@ def main() -> None:
         cv2.putText(img, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(img)
     grid = np.vstack([np.hstack(tiles[:4]), np.hstack(tiles[4:])])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp.png")
-    cv2.imwrite(str(tmp), grid)
-    tmp.replace(args.out)
+    write_image(args.out, grid)
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]}): neutral and FACS shapes, "
           "landmarks in green, jaw (silhouette) points in red")
 

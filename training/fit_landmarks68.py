@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ import numpy as np
 
 from core.camera import focal_from_mm
 from core.face_model import load_face_model
+from core.files import write_image, write_npz, write_text
 from core.fitting import FitResult, fit_landmarks
 
 from .paths import BUILD_DIR, require_data
@@ -89,14 +88,7 @@ def gallery(samples: list[Sample], fits: list[FitResult], out: Path, count: int 
             cv2.circle(over, tuple(int(round(v)) for v in p), 1, (0, 0, 255), -1, cv2.LINE_AA)
         tiles.append(np.hstack([img, over]))
     rows = [np.hstack(tiles[k:k + 3]) for k in range(0, len(tiles), 3)]
-    _write_image(out, np.vstack(rows))
-
-
-def _write_image(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    cv2.imwrite(str(tmp), image)
-    tmp.replace(path)
+    write_image(out, np.vstack(rows))
 
 
 def save_targets(samples: list[Sample], fits: list[FitResult], out: Path) -> None:
@@ -112,12 +104,7 @@ def save_targets(samples: list[Sample], fits: list[FitResult], out: Path) -> Non
         "vertex_ids": np.stack([f.vertex_ids for f in fits]),
         "image_size": np.array([256, 256]),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".npz.tmp")
-    os.close(fd)
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, out)
+    write_npz(out, **arrays)
 
 
 def main() -> None:
@@ -146,7 +133,7 @@ def main() -> None:
         "fit_ms_median_in_pool": float(np.median([r["ms"] for r in results])),
     }
     save_targets(samples, fits, args.out / "landmarks68_fits.npz")
-    (args.out / "landmarks68_fits.json").write_text(json.dumps(
+    write_text(args.out / "landmarks68_fits.json", json.dumps(
         {"summary": summary, "per_image": [{"file": s.file, "nme": float(e)} for s, e in zip(samples, nme)]}, indent=1))
     gallery(samples, fits, args.out / "landmarks68_gallery.jpg")
     print(json.dumps(summary, indent=2))

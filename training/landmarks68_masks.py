@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from core.face_model import load_face_model
+from core.files import write_image
 from core.render import render_face
 
 from .paths import BUILD_DIR, require_data
@@ -51,10 +52,7 @@ def main() -> None:
     preview = []
     for i, name in enumerate(files):
         mask = face_mask(model, fits, i)
-        target = args.out / (Path(str(name)).stem + ".png")
-        tmp = target.with_suffix(".tmp.png")
-        cv2.imwrite(str(tmp), mask)
-        tmp.replace(target)
+        write_image(args.out / (Path(str(name)).stem + ".png"), mask)
         if i % max(1, len(files) // 12) == 0 and len(preview) < 12:
             img = cv2.imread(str(root / str(name)))
             tint = img.copy()
@@ -64,7 +62,7 @@ def main() -> None:
             print(f"\r{i + 1}/{len(files)} masks", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     rows = [np.hstack(preview[k:k + 3]) for k in range(0, len(preview) - len(preview) % 3, 3)]
-    cv2.imwrite(str(BUILD_DIR / "landmarks68_masks_preview.jpg"), np.vstack(rows))
+    write_image(BUILD_DIR / "landmarks68_masks_preview.jpg", np.vstack(rows))
     print(f"wrote {len(files)} masks to {args.out}")
 
 

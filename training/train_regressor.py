@@ -1,0 +1,239 @@
+"""Train the DDE fern cascade on the landmarks68 fits (paper §5 "Training").
+
+Run (after training.fit_landmarks68 and training.landmarks68_masks):
+    .venv/bin/python -m training.train_regressor [--stages 10 --ferns 256 --depth 4]
+Holds out every 10th face (by sorted file name) for validation, trains on masked faces with
+one occlusion-augmented copy each, writes models/regressor.npz and
+training/logs/regressor/{log.json, curve.png}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from core.camera import head_rotation, principal_point, project
+from core.face_model import load_face_model
+from core.regressor import (NUM_LANDMARKS, FernCascade, LandmarkModel, Q_DIM, ShapeState, Stage, apply_update,
+                            difference, face_scale, landmarks, make_layout, sample_features)
+
+from .fern_training import train_ferns
+from .paths import BUILD_DIR, REPO_ROOT, require_data
+
+IMAGE_SIZE = (256, 256)
+CENTER = principal_point(IMAGE_SIZE)
+OUTER_EYES = (36, 45)
+
+
+@dataclass
+class Face:
+    gray: np.ndarray
+    mask: np.ndarray
+    truth: ShapeState       # with D re-expressed for the mean identity
+    focal: float
+    points: np.ndarray      # annotated landmarks
+
+
+def mean_shape_unit(lm: LandmarkModel) -> np.ndarray:
+    """Frontal projection of the mean landmarks, scaled into the unit square."""
+    p = project(lm.neutral @ head_rotation(0, 0, 0).T + [0, 0, 60.0], 1000.0, np.zeros(2))
+    p = p - p.min(0)
+    return p / p.max()
+
+
+def box_start(lm: LandmarkModel, points: np.ndarray, focal: float, rng: np.random.Generator, jitter=0.05) -> ShapeState:
+    """The mean face, frontal, placed so its landmark box matches a (jittered) box of points."""
+    lo, hi = points.min(0), points.max(0)
+    size = (hi - lo).max() * (1 + rng.normal(0, jitter))
+    centre = (lo + hi) / 2 + rng.normal(0, jitter, 2) * size
+    rot = head_rotation(0.0, 0.0, 0.0)
+    t = np.array([0.0, 0.0, 60.0])
+    for _ in range(3):  # scale, then centre; converges in a couple of rounds
+        px = project(lm.neutral @ rot.T + t, focal, CENTER)
+        t[2] *= (px.max(0) - px.min(0)).max() / size
+        px = project(lm.neutral @ rot.T + t, focal, CENTER)
+        t[:2] += (centre - (px.max(0) + px.min(0)) / 2) * t[2] / focal
+    return ShapeState.from_pose(rot, t, np.zeros(46))
+
+
+def perturbed_start(truth: ShapeState, other: ShapeState, focal: float, scale: float, rng) -> ShapeState:
+    """The ground truth moved as a previous frame would be: rotation, translation, expression, D."""
+    dq = np.zeros(Q_DIM)
+    dq[:3] = rng.normal(0, np.radians(6.0), 3)
+    dq[3:5] = rng.normal(0, 0.08, 2)
+    dq[5] = rng.normal(0, 0.05)
+    start = apply_update(truth, dq, focal, scale)
+    mix = rng.uniform(0, 1)
+    start.expression = np.clip((1 - mix) * truth.expression + mix * other.expression, 0, 1)
+    start.displacements = (1 - mix) * truth.displacements + mix * other.displacements
+    return start
+
+
+def occlude(mask: np.ndarray, points: np.ndarray, rng) -> np.ndarray:
+    """A copy of mask with a rectangle, centred near the face, covering up to 80% of its box."""
+    lo, hi = points.min(0), points.max(0)
+    size = hi - lo
+    centre = (lo + hi) / 2 + rng.normal(0, 0.25, 2) * size
+    half = rng.uniform(0.1, 0.8, 2) * size / 2
+    out = mask.copy()
+    x0, y0 = np.maximum((centre - half).astype(int), 0)
+    x1, y1 = (centre + half).astype(int)
+    out[y0:max(y1, y0), x0:max(x1, x0)] = 0
+    return out
+
+
+def load_faces(lm: LandmarkModel, fits_path: Path, masks_dir: Path, use_masks: bool):
+    root = require_data("landmarks68")
+    fits = dict(np.load(fits_path))
+    faces, names = [], []
+    for i, name in enumerate(fits["files"]):
+        gray = cv2.imread(str(root / str(name)), cv2.IMREAD_GRAYSCALE)
+        mask_path = masks_dir / (Path(str(name)).stem + ".png")
+        if use_masks:
+            mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+            if mask is None:
+                raise FileNotFoundError(f"{mask_path} missing: run `python -m training.landmarks68_masks`")
+            mask = (mask > 127).astype(np.uint8)
+        else:
+            mask = np.ones_like(gray)
+        truth = ShapeState.from_pose(fits["rotation"][i], fits["translation"][i], fits["expression"][i])
+        f = float(fits["focal_px"][i])
+        pts = fits["landmarks"][i].astype(np.float64)
+        truth.displacements = pts - landmarks(truth, lm, f, CENTER)   # D for the mean identity
+        faces.append(Face(gray, mask, truth, f, pts))
+        names.append(str(name))
+    return faces, names
+
+
+def split(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(names)
+    val = np.zeros(len(names), bool)
+    val[order[::10]] = True
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+
+
+def nme(pred: np.ndarray, truth: np.ndarray) -> float:
+    io = np.linalg.norm(truth[OUTER_EYES[0]] - truth[OUTER_EYES[1]])
+    return float(np.linalg.norm(pred - truth, axis=1).mean() / io)
+
+
+def evaluate(cascade: FernCascade, faces: list[Face], idx: np.ndarray, lm: LandmarkModel, passes: int, rng) -> dict:
+    errors, start_errors, times = [], [], []
+    for i in idx:
+        f = faces[i]
+        state = box_start(lm, f.points, f.focal, rng, jitter=0.0)
+        start_errors.append(nme(landmarks(state, lm, f.focal, CENTER), f.points))
+        t0 = time.perf_counter()
+        for _ in range(passes):
+            state = cascade.run(f.gray, f.mask, state, lm, f.focal, CENTER)
+        times.append((time.perf_counter() - t0) * 1000 / passes)
+        errors.append(nme(landmarks(state, lm, f.focal, CENTER), f.points))
+    return {"nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
+            "start_nme_mean": float(np.mean(start_errors)), "ms_per_pass_median": float(np.median(times))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stages", type=int, default=10)
+    parser.add_argument("--ferns", type=int, default=256)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--features", type=int, default=400)
+    parser.add_argument("--starts", type=int, default=8, help="initial shapes per training face")
+    parser.add_argument("--beta", type=float, default=250.0)
+    parser.add_argument("--no-masks", action="store_true", help="train on whole images (ablation)")
+    parser.add_argument("--no-occlusion", action="store_true", help="no occlusion-augmented copies (ablation)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "regressor.npz")
+    parser.add_argument("--log", type=Path, default=REPO_ROOT / "training" / "logs" / "regressor")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    model = load_face_model()
+    lm = LandmarkModel.from_face_model(model)
+    faces, names = load_faces(lm, BUILD_DIR / "landmarks68_fits.npz", BUILD_DIR / "landmarks68_masks", not args.no_masks)
+    train_idx, val_idx = split(names)
+    print(f"{len(train_idx)} training faces, {len(val_idx)} held out", file=sys.stderr)
+
+    # training samples: (face index, mask, start state)
+    samples = []
+    for i in train_idx:
+        f = faces[i]
+        scale = face_scale(f.points)
+        for s in range(args.starts):
+            other = faces[train_idx[rng.integers(len(train_idx))]].truth
+            start = box_start(lm, f.points, f.focal, rng) if s % 2 else perturbed_start(f.truth, other, f.focal, scale, rng)
+            samples.append((i, f.mask, start))
+            if not args.no_occlusion:
+                samples.append((i, occlude(f.mask, f.points, rng), start.copy()))
+    states = [s[2] for s in samples]
+    print(f"{len(samples)} training samples", file=sys.stderr)
+
+    shape_unit = mean_shape_unit(lm)
+    triangles = Delaunay(shape_unit).simplices
+    stages, log = [], []
+    for t in range(args.stages):
+        t0 = time.perf_counter()
+        layout = make_layout(shape_unit, triangles, args.features, rng)
+        values = np.zeros((len(samples), args.features), np.float32)
+        residual = np.zeros((len(samples), Q_DIM))
+        scales = np.zeros(len(samples))
+        for n, ((i, mask, _), state) in enumerate(zip(samples, states)):
+            f = faces[i]
+            pts = landmarks(state, lm, f.focal, CENTER)
+            scales[n] = face_scale(pts)
+            values[n] = sample_features(f.gray, mask, layout.points(pts))
+            residual[n] = difference(f.truth, state, f.focal, scales[n])
+        dim_scale = residual.std(0) + 1e-6
+        pairs, thr, outputs, prediction = train_ferns(values, residual, args.ferns, args.depth, rng, args.beta, dim_scale)
+        states = [apply_update(s, prediction[n], faces[samples[n][0]].focal, scales[n]) for n, s in enumerate(states)]
+        stages.append(Stage(layout, pairs, thr, outputs))
+        train_err = float(np.mean([nme(landmarks(s, lm, faces[i].focal, CENTER), faces[i].points)
+                                   for (i, _, _), s in zip(samples[::7], states[::7])]))
+        val = evaluate(FernCascade(stages), faces, val_idx, lm, passes=1, rng=rng)
+        entry = {"stage": t + 1, "train_nme": train_err, "val_nme": val["nme_mean"], "seconds": time.perf_counter() - t0}
+        log.append(entry)
+        print(json.dumps(entry), file=sys.stderr, flush=True)
+
+    meta = {"stages": args.stages, "ferns": args.ferns, "depth": args.depth, "features": args.features,
+            "masks": not args.no_masks, "occlusion_augmentation": not args.no_occlusion,
+            "trained_on": "landmarks68 train (300-W AFW + HELEN; research use only), every 10th face held out",
+            "q_layout": "omega(3), a*f/s, b*f/s, c, x(46), D/s (136); s = landmark RMS spread in pixels"}
+    cascade = FernCascade(stages, meta)
+    final = {p: evaluate(cascade, faces, val_idx, lm, passes=p, rng=rng) for p in (1, 2, 3)}
+    cascade.meta["validation"] = final
+    cascade.save(args.out)
+    args.log.mkdir(parents=True, exist_ok=True)
+    (args.log / "log.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out), "log": str(args.log)},
+                                                   "stages": log, "validation": final}, indent=1))
+    _plot(log, args.log / "curve.png")
+    print(json.dumps(final, indent=1))
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+
+
+def _plot(log: list[dict], path: Path) -> None:
+    """A small training curve drawn with OpenCV (no plotting library needed)."""
+    w, h, pad = 480, 300, 40
+    img = np.full((h, w, 3), 255, np.uint8)
+    ys = [e["train_nme"] for e in log] + [e["val_nme"] for e in log]
+    top = max(ys) * 1.05
+    def xy(k, v):
+        return int(pad + (w - 2 * pad) * k / max(len(log) - 1, 1)), int(h - pad - (h - 2 * pad) * v / top)
+    for key, colour in (("train_nme", (200, 80, 0)), ("val_nme", (0, 0, 220))):
+        pts = [xy(k, e[key]) for k, e in enumerate(log)]
+        for a, b in zip(pts[:-1], pts[1:]):
+            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+        cv2.putText(img, key, (pts[-1][0] - 60, pts[-1][1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+    cv2.putText(img, f"NME by stage (max {top:.3f})", (pad, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+    cv2.imwrite(str(path), img)
+
+
+if __name__ == "__main__":
+    main()
