@@ -1,15 +1,15 @@
 """Fit the 3D face to 68 2D landmarks (paper Eq. 4) and identity/focal over keyframes (Eq. 3).
 
-Pose (R, t) starts from iterative PnP; then a Levenberg-Marquardt refinement moves pose,
-expressions x in [0, 1]^46, identity u (in standard deviations, Gaussian prior) and log focal
-length (weak prior) together, each step's bounded sub-problem solved by L-BFGS-B (alternating
-pose and shape blocks, tried first, converged too slowly).
+Pose (R, t) starts from PnP; then a Levenberg-Marquardt refinement moves pose, expressions
+x in [0, 1]^46, identity u (in standard deviations, Gaussian prior) and log focal length (weak
+prior) together, each step a box-constrained quadratic problem (alternating pose and shape
+blocks with L-BFGS-B, tried first, converged too slowly and into poor minima).
 Jaw points 0-16 are silhouette points: between refinements they move to the contour candidate
 that lies furthest out for the current pose (landmark marching).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -28,12 +28,12 @@ DEFAULT_FOCAL_MM = 50.0
 class FitOptions:
     """Weights of Eq. 4's regularisers, relative to landmark residuals in face-size units."""
 
-    alternations: int = 4
+    alternations: int = 4               # silhouette re-assignments, each followed by a refinement
     identity_prior: float = 1e-4        # on |u|^2, u in standard deviations
     expression_l1: float = 1e-3         # on sum(x): prefers few active shapes
     expression_l2: float = 2e-5         # on |x|^2
     focal_prior: float = 2e-3           # on (log f - log f_prior)^2
-    focal_range: float = 3.0            # search f within [f_prior / r, f_prior * r]
+    focal_range: float = 3.0            # f stays within [f_prior / r, f_prior * r]
     solve_identity: bool = True
     solve_focal: bool = True
     silhouette_jaw: bool = True
@@ -56,7 +56,6 @@ class FitResult:
     displacements: np.ndarray     # (68, 2) D = landmarks - projected
     vertex_ids: np.ndarray        # (68,) model vertices used (jaw re-assigned to the silhouette)
     rmse_px: float                # weighted RMS of D
-    extras: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -168,10 +167,7 @@ def _solve_pose(points3d, prob: _Problem, focal: float, rotation=None, translati
     return rot, tvec.ravel()
 
 
-_NEAREST = False
-
-
-def _silhouette_rows(bases: _ModelBases, positions: np.ndarray, rotation, translation, focal, center, observed=None):
+def _silhouette_rows(bases: _ModelBases, positions: np.ndarray, rotation, translation, focal, center):
     """Subset row of each of the 68 landmarks, with jaw points moved to the silhouette."""
     rows = np.arange(NUM_LANDMARKS)
     cand = positions[bases.candidate_rows]                      # (17, M, 3)
@@ -180,10 +176,6 @@ def _silhouette_rows(bases: _ModelBases, positions: np.ndarray, rotation, transl
     out_dir = (bases.outward @ rotation.T)[:, :2]               # outward in the image
     out_dir /= np.linalg.norm(out_dir, axis=1, keepdims=True) + 1e-12
     score = np.einsum("jmk,jk->jm", px, out_dir)
-    if observed is not None:
-        # the silhouette candidate nearest to the observed point along the outward direction
-        along = np.einsum("jmk,jk->jm", px - observed[:17, None, :], out_dir)
-        score = -np.abs(along) if _NEAREST else score
     best = np.argmax(score, axis=1)
     rows[:17] = bases.candidate_rows[np.arange(17), best]
     return rows
@@ -506,7 +498,7 @@ def _fit_frames(model, probs, identity, focal_prior, focal_start, options: FitOp
         if options.silhouette_jaw:
             for prob, st in zip(probs, states):
                 pos = _positions(bases, u, st.expression)
-                st.rows = _silhouette_rows(bases, pos, st.rotation, st.translation(), np.exp(log_f), prob.center, prob.landmarks)
+                st.rows = _silhouette_rows(bases, pos, st.rotation, st.translation(), np.exp(log_f), prob.center)
     if options.silhouette_jaw:  # a last refinement on the final silhouette
         final_probs = [replace(p, jaw_tangent_weight=_FINAL_TANGENT_WEIGHT) for p in probs]
         states, u, log_f = _refine(bases, final_probs, states, u, log_f, log_f_prior, options, solve_identity, solve_focal)
