@@ -97,6 +97,25 @@ def difference(target: ShapeState, current: ShapeState, focal_px: float, scale: 
                            ((target.displacements - current.displacements) / scale).ravel()])
 
 
+def mean_face_in_box(lm: LandmarkModel, box, focal_px: float, center) -> ShapeState:
+    """The frontal mean face with no expression, placed so that its landmarks fill box.
+
+    box = (x, y, w, h) of the 68 landmarks (the start of a still image or after a loss).
+    """
+    from .camera import head_rotation
+
+    x, y, w, h = (float(v) for v in box)
+    size, target = max(w, h), np.array([x + w / 2.0, y + h / 2.0])
+    rot = head_rotation(0.0, 0.0, 0.0)
+    t = np.array([0.0, 0.0, 60.0])
+    for _ in range(3):  # depth from the size, then the centre; settles in a couple of rounds
+        px = project(lm.neutral @ rot.T + t, focal_px, np.asarray(center))
+        t[2] *= (px.max(0) - px.min(0)).max() / size
+        px = project(lm.neutral @ rot.T + t, focal_px, np.asarray(center))
+        t[:2] += (target - (px.max(0) + px.min(0)) / 2.0) * t[2] / focal_px
+    return ShapeState.from_pose(rot, t, np.zeros(NUM_FACS))
+
+
 # ----------------------------------------------------------------------------- feature points
 
 @dataclass(frozen=True, eq=False)

@@ -26,10 +26,10 @@ from .paths import BUILD_DIR, require_data
 FACE_REGIONS = ("face", "ears", "eyeball", "mouth_socket", "teeth_and_gums")
 
 
-def face_mask(model, fits, index: int, size=(256, 256)) -> np.ndarray:
-    verts = model.vertices(fits["identity"][index], fits["expression"][index])
-    _, ids, regions = render_face(model, verts, fits["rotation"][index], fits["translation"][index],
-                                  float(fits["focal_px"][index]), size)
+def face_mask(model, identity, expression, rotation, translation, focal_px: float, size=(256, 256)) -> np.ndarray:
+    """uint8 mask (255 = face region) of the posed face model, by z-buffer rendering."""
+    verts = model.vertices(identity, expression)
+    _, ids, regions = render_face(model, verts, rotation, translation, float(focal_px), size)
     wanted = np.isin(regions, [model.meta["regions"].index(r) for r in FACE_REGIONS])
     mask = np.zeros(ids.shape, np.uint8)
     hit = ids >= 0
@@ -51,7 +51,8 @@ def main() -> None:
     files = fits["files"]
     preview = []
     for i, name in enumerate(files):
-        mask = face_mask(model, fits, i)
+        mask = face_mask(model, fits["identity"][i], fits["expression"][i], fits["rotation"][i],
+                         fits["translation"][i], fits["focal_px"][i])
         write_image(args.out / (Path(str(name)).stem + ".png"), mask)
         if i % max(1, len(files) // 12) == 0 and len(preview) < 12:
             img = cv2.imread(str(root / str(name)))

@@ -22,7 +22,7 @@ from scipy.spatial import Delaunay
 from core.camera import head_rotation, principal_point, project
 from core.face_model import load_face_model
 from core.regressor import (NUM_LANDMARKS, FernCascade, LandmarkModel, Q_DIM, ShapeState, Stage, apply_update,
-                            difference, face_scale, landmarks, make_layout, sample_features)
+                            difference, face_scale, landmarks, make_layout, mean_face_in_box, sample_features)
 
 from .fern_training import train_ferns
 from .paths import BUILD_DIR, REPO_ROOT, require_data
@@ -49,18 +49,11 @@ def mean_shape_unit(lm: LandmarkModel) -> np.ndarray:
 
 
 def box_start(lm: LandmarkModel, points: np.ndarray, focal: float, rng: np.random.Generator, jitter=0.05) -> ShapeState:
-    """The mean face, frontal, placed so its landmark box matches a (jittered) box of points."""
+    """The mean face placed in a (jittered) box of the annotated points, as a detector would."""
     lo, hi = points.min(0), points.max(0)
     size = (hi - lo).max() * (1 + rng.normal(0, jitter))
     centre = (lo + hi) / 2 + rng.normal(0, jitter, 2) * size
-    rot = head_rotation(0.0, 0.0, 0.0)
-    t = np.array([0.0, 0.0, 60.0])
-    for _ in range(3):  # scale, then centre; converges in a couple of rounds
-        px = project(lm.neutral @ rot.T + t, focal, CENTER)
-        t[2] *= (px.max(0) - px.min(0)).max() / size
-        px = project(lm.neutral @ rot.T + t, focal, CENTER)
-        t[:2] += (centre - (px.max(0) + px.min(0)) / 2) * t[2] / focal
-    return ShapeState.from_pose(rot, t, np.zeros(46))
+    return mean_face_in_box(lm, (centre[0] - size / 2, centre[1] - size / 2, size, size), focal, CENTER)
 
 
 def perturbed_start(truth: ShapeState, other: ShapeState, focal: float, scale: float, rng) -> ShapeState:

@@ -1,0 +1,209 @@
+"""Per-frame face tracking (paper §5): segment the face, then regress its shape from the last one.
+
+    with FaceTracker() as tracker:
+        result = tracker.track(frame_bgr)        # video: each frame starts from the previous
+        still = tracker.track_image(photo_bgr)   # a photo: detection, then several passes
+
+This is the sequential tracker; the threaded pipeline that overlaps segmentation and
+regression of consecutive frames builds on it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .camera import focal_from_mm, principal_point
+from .detection import detect_faces
+from .face_model import FaceModel, load_face_model
+from .facs import NUM_FACS
+from .image_input import as_bgr_uint8
+from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
+
+# A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in units
+# of the cascade box's width. Medians over the 1000 of 1086 landmarks68 training faces that the
+# default cascade finds (10-90 % ranges: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98).
+DETECTION_TO_LANDMARKS = {"dx": 0.0, "dy": 0.136, "size": 0.859}
+# The face region (hairline to chin, ear to ear) around the landmark box, in fractions of the
+# landmark box: medians over 600 landmarks68 faces of the face-region masks rendered from the fits.
+LANDMARKS_TO_FACE = {"left": -0.082, "top": -0.205, "right": 0.071, "bottom": 0.059}
+
+
+def default_regressor_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "models" / "regressor.npz"
+
+
+@dataclass
+class TrackerOptions:
+    """How FaceTracker runs. focal_mm: the camera's 35 mm-equivalent focal length until the
+    identity/focal adaptation knows better. image_passes: regression passes for a still photo."""
+
+    regressor_path: str | Path | None = None
+    face_model_path: str | Path | None = None
+    segmenter_path: str | Path | None = None
+    use_segmentation: bool = True
+    focal_mm: float = 50.0
+    image_passes: int = 1
+    min_confidence: float = 0.35
+
+
+@dataclass
+class TrackResult:
+    """One frame's result; arrays are None-free only when ok."""
+
+    ok: bool
+    landmarks: np.ndarray | None = None      # (68, 2) pixels
+    blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(NUM_FACS))  # FACS_NAMES order
+    rotation: np.ndarray | None = None       # (3, 3) camera from head
+    translation: np.ndarray | None = None    # (3,) cm
+    focal: float = 0.0                       # pixels
+    identity: np.ndarray | None = None
+    mask: np.ndarray | None = None           # (H, W) uint8 {0, 1}
+    confidence: float = 0.0
+    face_box: tuple[float, float, float, float] | None = None
+    timings: dict = field(default_factory=dict)  # milliseconds per stage
+
+
+def _check_mask(mask, shape) -> np.ndarray | None:
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != shape[:2]:
+        raise ValueError(f"mask must have the frame's shape {shape[:2]}, got {m.shape}")
+    return (m > 0).astype(np.uint8)
+
+
+def landmark_box_from_detection(box) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in box)
+    size = DETECTION_TO_LANDMARKS["size"] * w
+    cx = x + w / 2 + DETECTION_TO_LANDMARKS["dx"] * w
+    cy = y + h / 2 + DETECTION_TO_LANDMARKS["dy"] * w
+    return (cx - size / 2, cy - size / 2, size, size)
+
+
+def face_box_from_landmarks(points: np.ndarray) -> tuple[float, float, float, float]:
+    """The face-region box (x, y, w, h) that the segmenter expects, around tracked landmarks."""
+    lo, hi = points.min(0), points.max(0)
+    w, h = hi - lo
+    x0 = lo[0] + LANDMARKS_TO_FACE["left"] * w
+    y0 = lo[1] + LANDMARKS_TO_FACE["top"] * h
+    x1 = hi[0] + LANDMARKS_TO_FACE["right"] * w
+    y1 = hi[1] + LANDMARKS_TO_FACE["bottom"] * h
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+class FaceTracker:
+    """Tracks one face: Viola-Jones start, then segmentation and fern regression per frame."""
+
+    def __init__(self, options: TrackerOptions | None = None, face_model: FaceModel | None = None):
+        self.options = options or TrackerOptions()
+        self.model = face_model or load_face_model(self.options.face_model_path)
+        self.cascade = FernCascade.load(self.options.regressor_path or default_regressor_path())
+        self.identity = np.zeros(self.model.num_identity)
+        self._lm = LandmarkModel.from_face_model(self.model, self.identity)
+        self._segmenter = None
+        if self.options.use_segmentation:
+            from .segmentation import FaceSegmenter
+            self._segmenter = FaceSegmenter(self.options.segmenter_path)
+        self._state: ShapeState | None = None
+        self._focal: float | None = None
+
+    # ------------------------------------------------------------ per frame
+
+    def track(self, frame, mask=None) -> TrackResult:
+        """Track a video frame, starting from the previous frame's shape (or a detection).
+
+        mask: an HxW face mask to use instead of the segmenter's (e.g. a matte of your own).
+        """
+        image = as_bgr_uint8(frame, "frame")
+        return self._track(image, passes=1, keep=True, mask=_check_mask(mask, image.shape))
+
+    def track_image(self, image, mask=None) -> TrackResult:
+        """A still photo: detect, then regress image_passes times; no state is kept."""
+        image = as_bgr_uint8(image, "image")
+        mask = _check_mask(mask, image.shape)
+        saved = self._state, self._focal
+        self._state, self._focal = None, None
+        try:
+            return self._track(image, passes=self.options.image_passes, keep=False, mask=mask)
+        finally:
+            self._state, self._focal = saved
+
+    def reset(self) -> None:
+        self._state = None
+
+    def _track(self, image: np.ndarray, passes: int, keep: bool, mask: np.ndarray | None) -> TrackResult:
+        timings: dict[str, float] = {}
+        h, w = image.shape[:2]
+        center = principal_point((w, h))
+        if self._focal is None:
+            self._focal = focal_from_mm(self.options.focal_mm, w)
+        state = self._state
+        t0 = time.perf_counter()
+        if state is None:
+            boxes = detect_faces(image)
+            timings["detection_ms"] = (time.perf_counter() - t0) * 1000
+            if not boxes:
+                return TrackResult(ok=False, mask=np.zeros((h, w), np.uint8), timings=timings)
+            state = mean_face_in_box(self._lm, landmark_box_from_detection(boxes[0]), self._focal, center)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        points = landmarks(state, self._lm, self._focal, center)
+        face_box = face_box_from_landmarks(points)
+        if mask is None:
+            t1 = time.perf_counter()
+            mask = self._segment(image, face_box)
+            timings["segmentation_ms"] = (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        for _ in range(passes):
+            state = self.cascade.run(gray, mask, state, self._lm, self._focal, center)
+        timings["regression_ms"] = (time.perf_counter() - t2) * 1000
+        points = landmarks(state, self._lm, self._focal, center)
+        confidence = self._confidence(points, mask, (w, h))
+        ok = confidence >= self.options.min_confidence
+        if keep:
+            self._state = state if ok else None
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        return TrackResult(ok=ok, landmarks=points, blendshapes=state.expression.copy(), rotation=state.rotation.copy(),
+                           translation=state.translation(), focal=self._focal, identity=self.identity.copy(), mask=mask,
+                           confidence=confidence, face_box=face_box_from_landmarks(points), timings=timings)
+
+    def _segment(self, image: np.ndarray, face_box) -> np.ndarray:
+        h, w = image.shape[:2]
+        if self._segmenter is None:
+            return np.ones((h, w), np.uint8)
+        try:
+            return self._segmenter.segment(image, box=face_box)
+        except ValueError:  # the box left the frame entirely
+            return np.zeros((h, w), np.uint8)
+
+    @staticmethod
+    def _confidence(points: np.ndarray, mask: np.ndarray, size) -> float:
+        """Share of landmarks inside the frame, times the face mask's coverage of their hull,
+        capped at 1; 0 when the shape has collapsed or exploded."""
+        w, h = size
+        inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
+        scale = face_scale(points)
+        if not np.all(np.isfinite(points)) or scale < 4.0 or scale > 2.0 * max(w, h):
+            return 0.0
+        hull = cv2.convexHull(points.astype(np.float32)).astype(np.int32)
+        region = np.zeros((h, w), np.uint8)
+        cv2.fillConvexPoly(region, hull, 1)
+        area = int(region.sum())
+        coverage = float((mask & region).sum()) / area if area else 0.0
+        return float(inside.mean() * min(1.0, coverage / 0.6))
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

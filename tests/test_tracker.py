@@ -1,0 +1,66 @@
+"""The sequential tracker: its contract on frames the tests make, and real faces when the data is there."""
+import cv2
+import numpy as np
+import pytest
+
+from core.tracker import FaceTracker, TrackerOptions, face_box_from_landmarks, landmark_box_from_detection
+
+from .helpers import data_or_skip
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        yield t
+
+
+def test_a_frame_without_a_face_gives_ok_false_and_an_empty_mask(tracker):
+    frame = np.full((240, 320, 3), 127, np.uint8)
+    result = tracker.track(frame)
+    assert not result.ok
+    assert result.mask.shape == (240, 320) and result.mask.sum() == 0
+    assert result.blendshapes.shape == (46,)
+
+
+@pytest.mark.parametrize("frame, message", [
+    (None, "None"),
+    (np.zeros((0, 0, 3), np.uint8), "empty"),
+    (np.zeros((10, 10, 3), np.float32), "dtype"),
+    ("frame.png", "numpy array"),
+])
+def test_bad_frames_raise_a_clear_value_error(tracker, frame, message):
+    with pytest.raises(ValueError, match=message):
+        tracker.track(frame)
+
+
+def test_a_mask_of_the_wrong_size_is_rejected(tracker):
+    with pytest.raises(ValueError, match="mask"):
+        tracker.track_image(np.zeros((50, 60, 3), np.uint8), mask=np.ones((10, 10), np.uint8))
+
+
+def test_boxes_map_detection_to_landmarks_to_face_region():
+    x, y, w, h = landmark_box_from_detection((100, 50, 200, 200))
+    assert w == h and 150 < w < 190 and y > 50
+    points = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0]])
+    fx, fy, fw, fh = face_box_from_landmarks(points)
+    assert fx < 0 and fy < -10 and fw > 100 and fh > 100  # the face region reaches up to the hairline
+
+
+def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker):
+    root = data_or_skip("landmarks68")
+    from core import fit_landmarks, load_face_model
+    from training.evaluate_tracker import held_out
+    from training.fit_landmarks68 import inter_ocular, load_samples
+    from training.landmarks68_masks import face_mask
+
+    model = load_face_model()
+    errors = []
+    for s in held_out(load_samples())[:20]:
+        image = cv2.imread(str(root / s.file))
+        fit = fit_landmarks(model, s.landmarks, (256, 256), focal_px=s.focal_prior_px)
+        mask = face_mask(model, fit.identity, fit.expression, fit.rotation, fit.translation, fit.focal_px)
+        result = tracker.track_image(image, mask=mask)
+        if result.landmarks is not None:
+            errors.append(np.linalg.norm(result.landmarks - s.landmarks, axis=1).mean() / inter_ocular(s.landmarks))
+    assert len(errors) >= 15
+    assert np.median(errors) < 0.08

@@ -1,0 +1,65 @@
+"""track_image accuracy on our held-out landmarks68 faces (every 10th by sorted file name).
+
+Run: .venv/bin/python -m training.evaluate_tracker [--no-segmentation] [--passes N]
+Prints and writes reports/tracker_landmarks68.json: detection rate, and the normalised mean
+error (mean point distance / outer-eye-corner distance) of the detected faces.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.files import write_text
+from core.tracker import FaceTracker, TrackerOptions
+
+from .fit_landmarks68 import inter_ocular, load_samples
+from .paths import BUILD_DIR, REPO_ROOT, require_data
+
+
+def held_out(samples):
+    order = np.argsort([s.file for s in samples])
+    return [samples[i] for i in order[::10]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-segmentation", action="store_true", help="regress on whole images")
+    parser.add_argument("--oracle-masks", action="store_true",
+                        help="use the face-region masks rendered from the fits (build/landmarks68_masks) "
+                             "instead of the segmenter: what the regressor does with perfect masks")
+    parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
+    args = parser.parse_args()
+    root = require_data("landmarks68")
+    samples = held_out(load_samples())
+    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), image_passes=args.passes)
+    errors, times, missed = [], [], []
+    with FaceTracker(opts) as tracker:
+        for s in samples:
+            image = cv2.imread(str(root / s.file))
+            t0 = time.perf_counter()
+            mask = None
+            if args.oracle_masks:
+                mask = cv2.imread(str(BUILD_DIR / "landmarks68_masks" / (Path(s.file).stem + ".png")), cv2.IMREAD_GRAYSCALE)
+            result = tracker.track_image(image, mask=mask)
+            times.append((time.perf_counter() - t0) * 1000)
+            if result.landmarks is None:
+                missed.append(s.file)
+                continue
+            errors.append(float(np.linalg.norm(result.landmarks - s.landmarks, axis=1).mean() / inter_ocular(s.landmarks)))
+    report = {"faces": len(samples), "detected": len(errors), "missed": missed,
+              "nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
+              "nme_p90": float(np.percentile(errors, 90)), "ms_median": float(np.median(times)),
+              "masks": "oracle" if args.oracle_masks else ("none" if args.no_segmentation else "segmenter"),
+              "passes": args.passes}
+    write_text(args.out, json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "missed"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
