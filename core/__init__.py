@@ -29,6 +29,9 @@ _LAZY = {
     "fit_landmarks": "fitting",
     "fit_identity_focal": "fitting",
     "focal_from_mm": "camera",
+    "FaceTracker": "tracker",
+    "TrackerOptions": "tracker",
+    "TrackResult": "tracker",
 }
 
 __all__ = [
