@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from core.camera import head_rotation, principal_point, project
+from core.camera import focal_from_mm, head_rotation, principal_point, project
 from core.face_model import load_face_model
+from core.files import write_text
 from core.regressor import (NUM_LANDMARKS, FernCascade, LandmarkModel, Q_DIM, ShapeState, Stage, apply_update,
                             difference, face_scale, landmarks, make_layout, mean_face_in_box, sample_features)
 
@@ -30,13 +31,14 @@ from .paths import BUILD_DIR, REPO_ROOT, require_data
 IMAGE_SIZE = (256, 256)
 CENTER = principal_point(IMAGE_SIZE)
 OUTER_EYES = (36, 45)
+MIN_FOCAL_PX = 200.0  # about 28 mm equivalent on a 256-pixel crop
 
 
 @dataclass
 class Face:
     gray: np.ndarray
     mask: np.ndarray
-    truth: ShapeState       # with D re-expressed for the mean identity
+    truth: ShapeState       # the fitted R, t, x (D is set per sample by target_for)
     focal: float
     points: np.ndarray      # annotated landmarks
 
@@ -97,10 +99,7 @@ def load_faces(lm: LandmarkModel, fits_path: Path, masks_dir: Path, use_masks: b
         else:
             mask = np.ones_like(gray)
         truth = ShapeState.from_pose(fits["rotation"][i], fits["translation"][i], fits["expression"][i])
-        f = float(fits["focal_px"][i])
-        pts = fits["landmarks"][i].astype(np.float64)
-        truth.displacements = pts - landmarks(truth, lm, f, CENTER)   # D for the mean identity
-        faces.append(Face(gray, mask, truth, f, pts))
+        faces.append(Face(gray, mask, truth, float(fits["focal_px"][i]), fits["landmarks"][i].astype(np.float64)))
         names.append(str(name))
     return faces, names
 
@@ -120,18 +119,69 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def evaluate(cascade: FernCascade, faces: list[Face], idx: np.ndarray, lm: LandmarkModel, passes: int, rng) -> dict:
+    """NME on held-out faces from the landmark box, with what the tracker assumes at the start:
+    the mean identity and a 50 mm-equivalent focal length."""
+    focal = focal_from_mm(50.0, IMAGE_SIZE[0])
     errors, start_errors, times = [], [], []
     for i in idx:
         f = faces[i]
-        state = box_start(lm, f.points, f.focal, rng, jitter=0.0)
-        start_errors.append(nme(landmarks(state, lm, f.focal, CENTER), f.points))
+        state = box_start(lm, f.points, focal, rng, jitter=0.0)
+        start_errors.append(nme(landmarks(state, lm, focal, CENTER), f.points))
         t0 = time.perf_counter()
         for _ in range(passes):
-            state = cascade.run(f.gray, f.mask, state, lm, f.focal, CENTER)
+            state = cascade.run(f.gray, f.mask, state, lm, focal, CENTER)
         times.append((time.perf_counter() - t0) * 1000 / passes)
-        errors.append(nme(landmarks(state, lm, f.focal, CENTER), f.points))
+        errors.append(nme(landmarks(state, lm, focal, CENTER), f.points))
     return {"nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
             "start_nme_mean": float(np.mean(start_errors)), "ms_per_pass_median": float(np.median(times))}
+
+
+@dataclass
+class Sample:
+    """One training start: the face it is on, its mask, and the identity and focal it assumes."""
+
+    face: int
+    mask: np.ndarray
+    lm: LandmarkModel
+    focal: float
+    target: ShapeState
+    state: ShapeState
+
+
+def target_for(face: Face, lm: LandmarkModel, focal: float) -> ShapeState:
+    """The fitted R, t, x with D re-expressed for an assumed identity and focal length (DDE: D
+    absorbs what the assumed 3D model does not explain)."""
+    target = face.truth.copy()
+    ratio = face.focal / focal  # keep the face where it was in the image, and its size
+    target.abc = np.array([target.abc[0] * ratio, target.abc[1] * ratio, target.abc[2] - np.log(ratio)])
+    target.displacements = np.zeros((NUM_LANDMARKS, 2))
+    target.displacements = face.points - landmarks(target, lm, focal, CENTER)
+    return target
+
+
+def make_samples(faces, train_idx, model, args, rng) -> list[Sample]:
+    """Starts from a detector-like box and from a perturbed ground truth (a previous frame), each
+    with a perturbed identity and focal length as in the paper, plus occluded copies."""
+    samples = []
+    basis = model.subset(model.landmark_vertex_ids)
+    for i in train_idx:
+        f = faces[i]
+        scale = face_scale(f.points)
+        for s in range(args.starts):
+            identity = rng.normal(0.0, args.identity_sd, model.num_identity)
+            lm = LandmarkModel(basis.neutral + basis.identity_basis @ identity, basis.expression_basis)
+            # a few fits ended on a very short focal length; starts assume a plausible camera
+            focal = max(f.focal * float(np.exp(rng.normal(0.0, args.focal_log_sd))), MIN_FOCAL_PX)
+            target = target_for(f, lm, focal)
+            other = faces[train_idx[rng.integers(len(train_idx))]].truth
+            if s % 2:
+                start = box_start(lm, f.points, focal, rng, jitter=args.box_jitter)
+            else:
+                start = perturbed_start(target, other, focal, scale, rng)
+            samples.append(Sample(i, f.mask, lm, focal, target, start))
+            if not args.no_occlusion:
+                samples.append(Sample(i, occlude(f.mask, f.points, rng), lm, focal, target, start.copy()))
+    return samples
 
 
 def main() -> None:
@@ -142,6 +192,10 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=400)
     parser.add_argument("--starts", type=int, default=8, help="initial shapes per training face")
     parser.add_argument("--beta", type=float, default=250.0)
+    parser.add_argument("--identity-sd", type=float, default=0.5, help="sd of the assumed identity (in sd units)")
+    parser.add_argument("--focal-log-sd", type=float, default=0.25, help="sd of log(assumed / fitted focal)")
+    parser.add_argument("--box-jitter", type=float, default=0.08,
+                        help="sd of start box centre and size, in box sizes (Viola-Jones varies about this much)")
     parser.add_argument("--no-masks", action="store_true", help="train on whole images (ablation)")
     parser.add_argument("--no-occlusion", action="store_true", help="no occlusion-augmented copies (ablation)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "regressor.npz")
@@ -153,21 +207,8 @@ def main() -> None:
     lm = LandmarkModel.from_face_model(model)
     faces, names = load_faces(lm, BUILD_DIR / "landmarks68_fits.npz", BUILD_DIR / "landmarks68_masks", not args.no_masks)
     train_idx, val_idx = split(names)
-    print(f"{len(train_idx)} training faces, {len(val_idx)} held out", file=sys.stderr)
-
-    # training samples: (face index, mask, start state)
-    samples = []
-    for i in train_idx:
-        f = faces[i]
-        scale = face_scale(f.points)
-        for s in range(args.starts):
-            other = faces[train_idx[rng.integers(len(train_idx))]].truth
-            start = box_start(lm, f.points, f.focal, rng) if s % 2 else perturbed_start(f.truth, other, f.focal, scale, rng)
-            samples.append((i, f.mask, start))
-            if not args.no_occlusion:
-                samples.append((i, occlude(f.mask, f.points, rng), start.copy()))
-    states = [s[2] for s in samples]
-    print(f"{len(samples)} training samples", file=sys.stderr)
+    samples = make_samples(faces, train_idx, model, args, rng)
+    print(f"{len(train_idx)} training faces, {len(val_idx)} held out, {len(samples)} samples", file=sys.stderr)
 
     shape_unit = mean_shape_unit(lm)
     triangles = Delaunay(shape_unit).simplices
@@ -178,18 +219,18 @@ def main() -> None:
         values = np.zeros((len(samples), args.features), np.float32)
         residual = np.zeros((len(samples), Q_DIM))
         scales = np.zeros(len(samples))
-        for n, ((i, mask, _), state) in enumerate(zip(samples, states)):
-            f = faces[i]
-            pts = landmarks(state, lm, f.focal, CENTER)
+        for n, smp in enumerate(samples):
+            pts = landmarks(smp.state, smp.lm, smp.focal, CENTER)
             scales[n] = face_scale(pts)
-            values[n] = sample_features(f.gray, mask, layout.points(pts))
-            residual[n] = difference(f.truth, state, f.focal, scales[n])
+            values[n] = sample_features(faces[smp.face].gray, smp.mask, layout.points(pts))
+            residual[n] = difference(smp.target, smp.state, smp.focal, scales[n])
         dim_scale = residual.std(0) + 1e-6
         pairs, thr, outputs, prediction = train_ferns(values, residual, args.ferns, args.depth, rng, args.beta, dim_scale)
-        states = [apply_update(s, prediction[n], faces[samples[n][0]].focal, scales[n]) for n, s in enumerate(states)]
+        for n, smp in enumerate(samples):
+            smp.state = apply_update(smp.state, prediction[n], smp.focal, scales[n])
         stages.append(Stage(layout, pairs, thr, outputs))
-        train_err = float(np.mean([nme(landmarks(s, lm, faces[i].focal, CENTER), faces[i].points)
-                                   for (i, _, _), s in zip(samples[::7], states[::7])]))
+        train_err = float(np.mean([nme(landmarks(smp.state, smp.lm, smp.focal, CENTER), faces[smp.face].points)
+                                   for smp in samples[::7]]))
         val = evaluate(FernCascade(stages), faces, val_idx, lm, passes=1, rng=rng)
         entry = {"stage": t + 1, "train_nme": train_err, "val_nme": val["nme_mean"], "seconds": time.perf_counter() - t0}
         log.append(entry)
@@ -197,14 +238,15 @@ def main() -> None:
 
     meta = {"stages": args.stages, "ferns": args.ferns, "depth": args.depth, "features": args.features,
             "masks": not args.no_masks, "occlusion_augmentation": not args.no_occlusion,
+            "identity_sd": args.identity_sd, "focal_log_sd": args.focal_log_sd, "box_jitter": args.box_jitter,
             "trained_on": "landmarks68 train (300-W AFW + HELEN; research use only), every 10th face held out",
             "q_layout": "omega(3), a*f/s, b*f/s, c, x(46), D/s (136); s = landmark RMS spread in pixels"}
     cascade = FernCascade(stages, meta)
-    final = {p: evaluate(cascade, faces, val_idx, lm, passes=p, rng=rng) for p in (1, 2, 3)}
+    final = {p: evaluate(cascade, faces, val_idx, lm, passes=p, rng=rng) for p in (1, 2)}
     cascade.meta["validation"] = final
     cascade.save(args.out)
     args.log.mkdir(parents=True, exist_ok=True)
-    (args.log / "log.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out), "log": str(args.log)},
+    write_text(args.log / "log.json", json.dumps({"args": vars(args) | {"out": str(args.out), "log": str(args.log)},
                                                    "stages": log, "validation": final}, indent=1))
     _plot(log, args.log / "curve.png")
     print(json.dumps(final, indent=1))
