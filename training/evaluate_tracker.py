@@ -33,11 +33,13 @@ def main() -> None:
                         help="use the face-region masks rendered from the fits (build/landmarks68_masks) "
                              "instead of the segmenter: what the regressor does with perfect masks")
     parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--regressor", type=Path, default=None, help="a regressor file other than models/regressor.npz")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
     args = parser.parse_args()
     root = require_data("landmarks68")
     samples = held_out(load_samples())
-    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), image_passes=args.passes)
+    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), image_passes=args.passes,
+                          regressor_path=args.regressor)
     errors, times, missed = [], [], []
     with FaceTracker(opts) as tracker:
         for s in samples:
