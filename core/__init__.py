@@ -32,6 +32,8 @@ _LAZY = {
     "FaceTracker": "tracker",
     "TrackerOptions": "tracker",
     "TrackResult": "tracker",
+    "open_source": "sources",
+    "SourceError": "sources",
 }
 
 __all__ = [
