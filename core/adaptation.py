@@ -1,0 +1,124 @@
+"""Identity and focal-length adaptation on keyframes (paper Eq. 3), on its own thread.
+
+The tracker offers each confident frame's landmarks; a frame becomes a keyframe when its head
+pose or expression is new compared with those kept. Every few new keyframes a worker thread
+solves one identity u and focal f for all of them (fit_identity_focal) and publishes the result;
+the tracker swaps it in between frames. The worker is daemon-free and ends on close().
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .face_model import FaceModel
+from .fitting import FitOptions, fit_identity_focal
+
+
+@dataclass(frozen=True)
+class AdaptationOptions:
+    max_keyframes: int = 12           # L, the keyframes kept (the most novel ones)
+    min_keyframes: int = 3            # solve once this many are collected
+    solve_every: int = 2              # then again after this many new keyframes
+    min_pose_change_deg: float = 8.0  # a keyframe differs from every kept one by this much rotation ...
+    min_expression_change: float = 0.35  # ... or this much expression (L2 of the 46 weights)
+
+
+@dataclass
+class Adaptation:
+    identity: np.ndarray
+    focal_px: float
+    keyframes: int
+    version: int
+
+
+class IdentityAdapter:
+    """Collects keyframes and solves Eq. 3 in the background; `latest()` is thread-safe."""
+
+    def __init__(self, model: FaceModel, image_size: tuple[int, int], focal_prior_px: float,
+                 options: AdaptationOptions | None = None):
+        self.model = model
+        self.image_size = image_size
+        self.focal_prior_px = float(focal_prior_px)
+        self.options = options or AdaptationOptions()
+        self._keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # landmarks, R, x
+        self._since_solve = 0
+        self._lock = threading.Lock()
+        self._latest: Adaptation | None = None
+        self._version = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
+        self._pending: Future | None = None
+
+    def offer(self, landmarks: np.ndarray, rotation: np.ndarray, expression: np.ndarray) -> bool:
+        """Consider a tracked frame; returns True when it was kept as a keyframe."""
+        if self._executor is None:
+            return False
+        if not self._is_novel(rotation, expression):
+            return False
+        entry = (np.array(landmarks, np.float64), np.array(rotation, np.float64), np.array(expression, np.float64))
+        if len(self._keyframes) >= self.options.max_keyframes:
+            self._keyframes.pop(self._least_novel())
+        self._keyframes.append(entry)
+        self._since_solve += 1
+        enough = len(self._keyframes) >= self.options.min_keyframes
+        due = self._latest is None or self._since_solve >= self.options.solve_every
+        if enough and due and (self._pending is None or self._pending.done()):
+            self._since_solve = 0
+            frames = [k[0] for k in self._keyframes]
+            self._pending = self._executor.submit(self._solve, frames)
+        return True
+
+    def latest(self) -> Adaptation | None:
+        with self._lock:
+            return self._latest
+
+    def wait(self, timeout: float | None = None) -> Adaptation | None:
+        """Block until the solve in flight (if any) is done; for tests and offline bakes."""
+        pending = self._pending
+        if pending is not None:
+            pending.result(timeout=timeout)
+        return self.latest()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _solve(self, frames: list[np.ndarray]) -> None:
+        identity, focal, _ = fit_identity_focal(self.model, frames, self.image_size, focal_px=self.focal_prior_px,
+                                                options=FitOptions(alternations=3))
+        with self._lock:
+            self._version += 1
+            self._latest = Adaptation(identity, focal, len(frames), self._version)
+
+    def _distances(self, rotation, expression) -> tuple[np.ndarray, np.ndarray]:
+        angles = np.array([np.degrees(np.arccos(np.clip((np.trace(r.T @ rotation) - 1) / 2, -1, 1)))
+                           for _, r, _ in self._keyframes])
+        changes = np.array([np.linalg.norm(x - expression) for _, _, x in self._keyframes])
+        return angles, changes
+
+    def _is_novel(self, rotation, expression) -> bool:
+        if not self._keyframes:
+            return True
+        angles, changes = self._distances(np.asarray(rotation), np.asarray(expression))
+        differs = (angles >= self.options.min_pose_change_deg) | (changes >= self.options.min_expression_change)
+        return bool(differs.all())
+
+    def _least_novel(self) -> int:
+        """The kept keyframe closest to the others (it adds the least)."""
+        scores = []
+        for i, (_, r, x) in enumerate(self._keyframes):
+            angles, changes = self._distances(r, x)
+            others = np.delete(angles / self.options.min_pose_change_deg + changes / self.options.min_expression_change, i)
+            scores.append(others.min() if len(others) else np.inf)
+        return int(np.argmin(scores))

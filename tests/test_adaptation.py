@@ -1,0 +1,72 @@
+"""Identity and focal adaptation (Eq. 3) on keyframes, in the background."""
+import threading
+
+import numpy as np
+import pytest
+
+from core import load_face_model
+from core.adaptation import AdaptationOptions, IdentityAdapter
+from core.camera import head_rotation, principal_point, project
+from core.facs import FACS_NAMES
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_face_model()
+
+
+def _frames(model, identity, focal, poses):
+    """Landmarks of one person seen by one camera, jaw points on the silhouette as annotated."""
+    from core.fitting import _bases, _positions, _silhouette_rows
+
+    center = principal_point((640, 480))
+    bases = _bases(model)
+    u = np.zeros(model.num_identity) if identity is None else identity
+    out = []
+    for yaw, expr in poses:
+        x = np.zeros(46)
+        if expr:
+            x[FACS_NAMES.index(expr)] = 0.8
+        rot, t = head_rotation(np.radians(yaw), 0.0, 0.0), np.array([0.0, 0.0, 55.0])
+        pos = _positions(bases, u, x)
+        rows = _silhouette_rows(bases, pos, rot, t, focal, center)
+        out.append((project(pos[rows] @ rot.T + t, focal, center), rot, x))
+    return out
+
+
+def test_novel_frames_become_keyframes_and_repeats_do_not(model):
+    with IdentityAdapter(model, (640, 480), 800.0, AdaptationOptions(min_keyframes=100)) as adapter:
+        frames = _frames(model, None, 800.0, [(0, None), (0, None), (15, None), (0, "JawOpen"), (1, None)])
+        kept = [adapter.offer(*f) for f in frames]
+    assert kept == [True, False, True, True, False]
+
+
+def test_the_solve_runs_on_its_own_thread_and_recovers_focal_and_identity(model):
+    rng = np.random.default_rng(2)
+    identity = np.clip(rng.normal(0, 1, model.num_identity), -2, 2)
+    true_focal = 1100.0
+    poses = [(-30, None), (0, "JawOpen"), (25, "MouthSmile_L"), (-10, "BrowsU_C"), (40, None), (10, "LipsPucker")]
+    threads_seen = []
+    with IdentityAdapter(model, (640, 480), 800.0, AdaptationOptions(min_keyframes=6, solve_every=10)) as adapter:
+        original = adapter._solve
+
+        def spy(frames):
+            threads_seen.append(threading.current_thread().name)
+            original(frames)
+
+        adapter._solve = spy
+        for f in _frames(model, identity, true_focal, poses):
+            adapter.offer(*f)
+        result = adapter.wait(timeout=60)
+    assert threads_seen and threads_seen[0].startswith("maskcap-identity")
+    assert result.keyframes == 6 and result.version == 1
+    assert abs(result.focal_px / true_focal - 1) < 0.15
+    assert np.linalg.norm(result.identity - identity) < np.linalg.norm(identity)
+
+
+def test_close_ends_the_worker_and_later_offers_are_ignored(model):
+    adapter = IdentityAdapter(model, (640, 480), 800.0)
+    adapter.close()
+    assert not any(t.name.startswith("maskcap-identity") for t in threading.enumerate())
+    frame = _frames(model, None, 800.0, [(0, None)])[0]
+    assert adapter.offer(*frame) is False
