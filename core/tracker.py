@@ -48,6 +48,8 @@ class TrackerOptions:
     focal_mm: float = 50.0
     image_passes: int = 1
     min_confidence: float = 0.35
+    adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
+    keyframe_confidence: float = 0.6     # only frames this confident become keyframes
 
 
 @dataclass
@@ -103,13 +105,16 @@ class FaceTracker:
         self.model = face_model or load_face_model(self.options.face_model_path)
         self.cascade = FernCascade.load(self.options.regressor_path or default_regressor_path())
         self.identity = np.zeros(self.model.num_identity)
-        self._lm = LandmarkModel.from_face_model(self.model, self.identity)
+        self._mean_lm = LandmarkModel.from_face_model(self.model)
+        self._lm = self._mean_lm
         self._segmenter = None
         if self.options.use_segmentation:
             from .segmentation import FaceSegmenter
             self._segmenter = FaceSegmenter(self.options.segmenter_path)
         self._state: ShapeState | None = None
         self._focal: float | None = None
+        self._adapter = None
+        self._adaptation_version = 0
 
     # ------------------------------------------------------------ per frame
 
@@ -125,14 +130,15 @@ class FaceTracker:
         """A still photo: detect, then regress image_passes times; no state is kept."""
         image = as_bgr_uint8(image, "image")
         mask = _check_mask(mask, image.shape)
-        saved = self._state, self._focal
-        self._state, self._focal = None, None
+        saved = self._state, self._focal, self._lm
+        self._state, self._focal, self._lm = None, None, self._mean_lm  # a photo may be anyone
         try:
             return self._track(image, passes=self.options.image_passes, keep=False, mask=mask)
         finally:
-            self._state, self._focal = saved
+            self._state, self._focal, self._lm = saved
 
     def reset(self) -> None:
+        """Forget the face (the next frame starts from a detection); identity and focal stay."""
         self._state = None
 
     def _track(self, image: np.ndarray, passes: int, keep: bool, mask: np.ndarray | None) -> TrackResult:
@@ -165,10 +171,33 @@ class FaceTracker:
         ok = confidence >= self.options.min_confidence
         if keep:
             self._state = state if ok else None
+            if ok and self.options.adapt_identity:
+                self._adapt(points, state, confidence, (w, h))
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         return TrackResult(ok=ok, landmarks=points, blendshapes=state.expression.copy(), rotation=state.rotation.copy(),
                            translation=state.translation(), focal=self._focal, identity=self.identity.copy(), mask=mask,
                            confidence=confidence, face_box=face_box_from_landmarks(points), timings=timings)
+
+    def _adapt(self, points: np.ndarray, state: ShapeState, confidence: float, size) -> None:
+        """Offer the frame as a keyframe; swap in a newly solved identity and focal length."""
+        from .adaptation import IdentityAdapter
+
+        if self._adapter is None:
+            self._adapter = IdentityAdapter(self.model, size, self._focal)
+        if confidence >= self.options.keyframe_confidence:
+            self._adapter.offer(points, state.rotation, state.expression)
+        latest = self._adapter.latest()
+        if latest is None or latest.version == self._adaptation_version:
+            return
+        self._adaptation_version = latest.version
+        center = principal_point(size)
+        ratio = self._focal / latest.focal_px  # keep the face where it is in the image
+        state.abc = np.array([state.abc[0] * ratio, state.abc[1] * ratio, state.abc[2] - np.log(ratio)])
+        self.identity = latest.identity.copy()
+        self._focal = latest.focal_px
+        self._lm = LandmarkModel.from_face_model(self.model, self.identity)
+        state.displacements = np.zeros_like(state.displacements)
+        state.displacements = points - landmarks(state, self._lm, self._focal, center)
 
     def _segment(self, image: np.ndarray, face_box) -> np.ndarray:
         h, w = image.shape[:2]
@@ -198,6 +227,9 @@ class FaceTracker:
     # ------------------------------------------------------------ lifetime
 
     def close(self) -> None:
+        if self._adapter is not None:
+            self._adapter.close()
+            self._adapter = None
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None

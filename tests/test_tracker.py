@@ -64,3 +64,17 @@ def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker)
             errors.append(np.linalg.norm(result.landmarks - s.landmarks, axis=1).mean() / inter_ocular(s.landmarks))
     assert len(errors) >= 15
     assert np.median(errors) < 0.08
+
+
+def test_closing_the_tracker_ends_its_identity_thread():
+    import threading
+
+    from core.regressor import ShapeState
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        points = np.random.default_rng(0).random((68, 2)) * 100 + 50
+        t._focal = 300.0
+        t._adapt(points, ShapeState.from_pose(np.eye(3), [0, 0, 50.0], np.zeros(46)), 1.0, (256, 256))
+        assert t._adapter is not None
+    assert t._adapter is None
+    assert not any(th.name.startswith("maskcap-identity") for th in threading.enumerate())
