@@ -69,6 +69,18 @@ class TrackResult:
     timings: dict = field(default_factory=dict)  # milliseconds per stage
 
 
+@dataclass
+class PreparedFrame:
+    """A frame with its face mask; start_box is the detection's landmark box when the tracker
+    had lost the face (the regression then starts from the mean face there)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    face_box: tuple[float, float, float, float] | None
+    start_box: tuple[float, float, float, float] | None
+    timings: dict
+
+
 def _check_mask(mask, shape) -> np.ndarray | None:
     if mask is None:
         return None
@@ -142,44 +154,67 @@ class FaceTracker:
         self._state = None
 
     def _track(self, image: np.ndarray, passes: int, keep: bool, mask: np.ndarray | None) -> TrackResult:
+        return self.regress(self.prepare(image, mask), passes=passes, keep=keep)
+
+    # The two halves of a frame, which the pipeline runs on different threads for consecutive
+    # frames: prepare (find the face box, segment) and regress (update the shape).
+
+    def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> "PreparedFrame":
+        """Face box from the last tracked shape (or a detection), and the face mask in it."""
         timings: dict[str, float] = {}
         h, w = image.shape[:2]
-        center = principal_point((w, h))
         if self._focal is None:
             self._focal = focal_from_mm(self.options.focal_mm, w)
-        state = self._state
+        state, lm, focal = self._state, self._lm, self._focal
+        center = principal_point((w, h))
+        start = None
         t0 = time.perf_counter()
         if state is None:
             boxes = detect_faces(image)
             timings["detection_ms"] = (time.perf_counter() - t0) * 1000
             if not boxes:
-                return TrackResult(ok=False, mask=np.zeros((h, w), np.uint8), timings=timings)
-            state = mean_face_in_box(self._lm, landmark_box_from_detection(boxes[0]), self._focal, center)
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        points = landmarks(state, self._lm, self._focal, center)
-        face_box = face_box_from_landmarks(points)
+                return PreparedFrame(image, np.zeros((h, w), np.uint8), None, None, timings)
+            start = landmark_box_from_detection(boxes[0])
+            state = mean_face_in_box(lm, start, focal, center)
+        face_box = face_box_from_landmarks(landmarks(state, lm, focal, center))
         if mask is None:
             t1 = time.perf_counter()
             mask = self._segment(image, face_box)
             timings["segmentation_ms"] = (time.perf_counter() - t1) * 1000
-        t2 = time.perf_counter()
+        return PreparedFrame(image, mask, face_box, start, timings)
+
+    def regress(self, frame: "PreparedFrame", passes: int = 1, keep: bool = True) -> TrackResult:
+        """Regress the shape on a prepared frame, from the last shape or the detection's start."""
+        image, mask, timings = frame.image, frame.mask, dict(frame.timings)
+        h, w = image.shape[:2]
+        center = principal_point((w, h))
+        state = self._state
+        if state is None:
+            if frame.start_box is None:
+                return TrackResult(ok=False, mask=mask, timings=timings)
+            state = mean_face_in_box(self._lm, frame.start_box, self._focal, center)
+        t0 = time.perf_counter()
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         for _ in range(passes):
             state = self.cascade.run(gray, mask, state, self._lm, self._focal, center)
-        timings["regression_ms"] = (time.perf_counter() - t2) * 1000
+        timings["regression_ms"] = (time.perf_counter() - t0) * 1000
         points = landmarks(state, self._lm, self._focal, center)
         confidence = self._confidence(points, mask, (w, h))
         ok = confidence >= self.options.min_confidence
         if keep:
-            self._state = state if ok else None
             if ok and self.options.adapt_identity:
-                self._adapt(points, state, confidence, (w, h))
-        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+                state, points = self._adapt(points, state, confidence, (w, h))
+            self._state = state if ok else None
         return TrackResult(ok=ok, landmarks=points, blendshapes=state.expression.copy(), rotation=state.rotation.copy(),
                            translation=state.translation(), focal=self._focal, identity=self.identity.copy(), mask=mask,
                            confidence=confidence, face_box=face_box_from_landmarks(points), timings=timings)
 
-    def _adapt(self, points: np.ndarray, state: ShapeState, confidence: float, size) -> None:
-        """Offer the frame as a keyframe; swap in a newly solved identity and focal length."""
+    def _adapt(self, points: np.ndarray, state: ShapeState, confidence: float, size):
+        """Offer the frame as a keyframe; swap in a newly solved identity and focal length.
+
+        Returns the (state, landmarks) to keep: the same landmarks, re-expressed for the new
+        identity and focal length (D absorbs the difference until the next frames settle it).
+        """
         from .adaptation import IdentityAdapter
 
         if self._adapter is None:
@@ -188,16 +223,16 @@ class FaceTracker:
             self._adapter.offer(points, state.rotation, state.expression)
         latest = self._adapter.latest()
         if latest is None or latest.version == self._adaptation_version:
-            return
+            return state, points
         self._adaptation_version = latest.version
-        center = principal_point(size)
+        state = state.copy()
         ratio = self._focal / latest.focal_px  # keep the face where it is in the image
         state.abc = np.array([state.abc[0] * ratio, state.abc[1] * ratio, state.abc[2] - np.log(ratio)])
-        self.identity = latest.identity.copy()
-        self._focal = latest.focal_px
-        self._lm = LandmarkModel.from_face_model(self.model, self.identity)
+        lm = LandmarkModel.from_face_model(self.model, latest.identity)
         state.displacements = np.zeros_like(state.displacements)
-        state.displacements = points - landmarks(state, self._lm, self._focal, center)
+        state.displacements = points - landmarks(state, lm, latest.focal_px, principal_point(size))
+        self.identity, self._focal, self._lm = latest.identity.copy(), latest.focal_px, lm
+        return state, points
 
     def _segment(self, image: np.ndarray, face_box) -> np.ndarray:
         h, w = image.shape[:2]
