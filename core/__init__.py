@@ -32,6 +32,7 @@ _LAZY = {
     "FaceTracker": "tracker",
     "TrackerOptions": "tracker",
     "TrackResult": "tracker",
+    "Pipeline": "pipeline",
     "open_source": "sources",
     "SourceError": "sources",
 }
