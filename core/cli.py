@@ -1,0 +1,152 @@
+"""maskcap's command line: track a video file, an image folder or a camera into a take.
+
+    python -m core.cli track clip.mp4 --json take.json --csv take.csv --preview preview.mp4
+    python -m core.cli track 0 --frames 300 --json take.json      # camera 0, 300 frames
+
+The JSON keeps everything per frame (FACS weights, pose, focal, landmarks, confidence); the CSV
+has one row per frame with ARKit blendshape columns and the head pose, for other tools. Exit
+status: 0 on success, 2 for bad arguments or a source that cannot be opened.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .camera import head_angles
+from .facs import ARKIT_NAMES, FACS_NAMES
+from .files import write_text
+from .pipeline import Pipeline
+from .sources import SourceError, open_source
+from .tracker import FaceTracker, TrackerOptions, TrackResult
+
+
+def frame_record(index: int, time_s: float, result: TrackResult) -> dict:
+    record = {"index": index, "time_s": round(time_s, 6), "ok": bool(result.ok),
+              "confidence": round(float(result.confidence), 4)}
+    if result.landmarks is not None:
+        record.update({
+            "blendshapes": [round(float(v), 5) for v in result.blendshapes],
+            "rotation": np.round(result.rotation, 6).tolist(),
+            "translation_cm": np.round(result.translation, 4).tolist(),
+            "focal_px": round(float(result.focal), 3),
+            "landmarks": np.round(result.landmarks, 2).tolist(),
+        })
+    return record
+
+
+def take_csv(records: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["frame", "time_s", "ok", "confidence", *ARKIT_NAMES, "head_yaw_deg", "head_pitch_deg",
+                     "head_roll_deg", "head_x_cm", "head_y_cm", "head_z_cm"])
+    for r in records:
+        if "blendshapes" in r and r["ok"]:
+            yaw, pitch, roll = np.degrees(head_angles(np.array(r["rotation"])))
+            writer.writerow([r["index"], r["time_s"], 1, r["confidence"], *r["blendshapes"],
+                             round(yaw, 3), round(pitch, 3), round(roll, 3), *r["translation_cm"]])
+        else:
+            writer.writerow([r["index"], r["time_s"], 0, r["confidence"], *([""] * (len(ARKIT_NAMES) + 6))])
+    return out.getvalue()
+
+
+def draw_preview(image: np.ndarray, result: TrackResult) -> np.ndarray:
+    """The frame with the face mask tinted green and the landmarks drawn."""
+    out = image.copy()
+    if result.mask is not None and result.mask.any():
+        m = result.mask.astype(bool)
+        out[m] = (0.6 * out[m] + np.array([0, 100, 0])).astype(np.uint8)
+    if result.landmarks is not None:
+        colour = (0, 220, 255) if result.ok else (0, 0, 255)
+        for x, y in result.landmarks:
+            cv2.circle(out, (int(round(x)), int(round(y))), 2, colour, -1, cv2.LINE_AA)
+    cv2.putText(out, f"{'ok' if result.ok else 'lost'} {result.confidence:.2f}", (8, 20),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def track_command(args) -> int:
+    try:
+        source = open_source(args.source, fps=args.fps)
+    except (SourceError, FileNotFoundError) as exc:
+        print(f"maskcap: {exc}", file=sys.stderr)
+        return 2
+    live = source.frame_count is None
+    limit = args.frames or source.frame_count
+    try:
+        tracker = FaceTracker(TrackerOptions(focal_mm=args.focal_mm))
+    except (OSError, RuntimeError) as exc:  # a missing or corrupt model file, named in the message
+        source.close()
+        print(f"maskcap: {exc}", file=sys.stderr)
+        return 2
+    writer = preview_tmp = None
+    records: list[dict] = []
+    t0 = time.perf_counter()
+    try:
+        with source, tracker, Pipeline(tracker, source, live=live) as pipe:
+            for frame, result in pipe.results():
+                records.append(frame_record(frame.index, frame.time_s, result))
+                if args.preview:
+                    if writer is None:
+                        preview_tmp = args.preview.with_name("." + args.preview.name + ".tmp" + args.preview.suffix)
+                        writer = cv2.VideoWriter(str(preview_tmp), cv2.VideoWriter_fourcc(*"mp4v"), source.fps,
+                                                 (frame.image.shape[1], frame.image.shape[0]))
+                    writer.write(draw_preview(frame.image, result))
+                if not args.quiet:
+                    total = f"/{limit}" if limit else ""
+                    rate = len(records) / max(time.perf_counter() - t0, 1e-6)
+                    print(f"\rtracked {len(records)}{total} frames, {rate:.1f} fps", end="", file=sys.stderr)
+                if args.frames and len(records) >= args.frames:
+                    break
+    except KeyboardInterrupt:
+        print("\ninterrupted: writing what was tracked", file=sys.stderr)
+    except SourceError as exc:
+        print(f"\nmaskcap: {exc}; writing the {len(records)} frames tracked before it", file=sys.stderr)
+    finally:
+        if writer is not None:
+            writer.release()
+            if preview_tmp is not None and preview_tmp.exists():
+                preview_tmp.replace(args.preview)
+    if not args.quiet:
+        print(file=sys.stderr)
+    take = {"source": str(args.source), "fps": source.fps, "size": list(source.size),
+            "facs_names": list(FACS_NAMES), "arkit_names": list(ARKIT_NAMES), "frames": records}
+    if args.json:
+        write_text(args.json, json.dumps(take))
+    if args.csv:
+        write_text(args.csv, take_csv(records))
+    tracked = sum(r["ok"] for r in records)
+    print(f"{len(records)} frames, face found in {tracked}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    track = sub.add_parser("track", help="track a video file, an image folder or a camera index")
+    track.add_argument("source", help="video file, folder of images, or camera index (0, 1, ...)")
+    track.add_argument("--json", type=Path, help="write the take as JSON")
+    track.add_argument("--csv", type=Path, help="write the take as CSV with ARKit column names")
+    track.add_argument("--preview", type=Path, help="write a preview video (mask tinted, landmarks drawn)")
+    track.add_argument("--frames", type=int, default=0, help="stop after this many frames (needed for a camera)")
+    track.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
+    track.add_argument("--focal-mm", type=float, default=50.0, help="35 mm-equivalent focal length to start from")
+    track.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "track":
+        if not (args.json or args.csv or args.preview):
+            parser.error("say where to write the take: --json, --csv and/or --preview")
+        return track_command(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
