@@ -18,6 +18,10 @@ def _video(path, frames=6):
 
 
 def test_a_clip_without_faces_gives_a_take_of_lost_frames(tmp_path):
+    from core.segmentation import default_segmenter_path
+
+    if not default_segmenter_path().exists():
+        pytest.skip("needs the trained segmenter models/segmenter.onnx (python -m training.train_segmentation)")
     clip = tmp_path / "empty_room.avi"
     _video(clip)
     code = main(["track", str(clip), "--json", str(tmp_path / "take.json"), "--csv", str(tmp_path / "take.csv"),
