@@ -1,0 +1,82 @@
+"""Benchmark of the whole tracking pipeline (issue 4's target: at least 60 frames per second).
+
+Run: .venv/bin/python -m bench.bench_pipeline [--clip webcam_talking] [--frames 300]
+Decodes the frames first (decoding is excluded), then tracks them twice in the same run: with the
+threaded Pipeline (segmentation of frame k beside regression of frame k-1) and with the sequential
+tracker as the baseline. Prints frames per second, per-stage medians and the ratio, and writes
+bench/results/pipeline.json.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from core.pipeline import Pipeline  # noqa: E402
+from core.sources import Frame, FrameSource, open_source  # noqa: E402
+from core.tracker import FaceTracker  # noqa: E402
+
+from .common import machine, write_json  # noqa: E402
+
+
+class MemorySource(FrameSource):
+    """Frames decoded beforehand, so that the benchmark measures tracking, not decoding."""
+
+    def __init__(self, frames: list[Frame], fps: float):
+        self.frames, self.fps, self._i = frames, fps, 0
+        self.size = (frames[0].image.shape[1], frames[0].image.shape[0])
+        self.frame_count = len(frames)
+
+    def read(self):
+        if self._i >= len(self.frames):
+            return None
+        self._i += 1
+        return self.frames[self._i - 1]
+
+
+def stage_medians(results) -> dict:
+    keys = sorted({k for r in results for k in r.timings})
+    return {k: float(np.median([r.timings[k] for r in results if k in r.timings])) for k in keys}
+
+
+def main() -> None:
+    from training.paths import require_data
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clip", default="webcam_talking")
+    parser.add_argument("--frames", type=int, default=300)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    with open_source(require_data("videos") / f"{args.clip}.mp4") as source:
+        frames = [f for _, f in zip(range(args.frames), source)]
+        fps_clip = source.fps
+
+    with FaceTracker() as tracker:  # the baseline: one thread does everything
+        t0 = time.perf_counter()
+        sequential = [tracker.track(f.image) for f in frames]
+        seq_fps = len(frames) / (time.perf_counter() - t0)
+    with FaceTracker() as tracker, Pipeline(tracker, MemorySource(frames, fps_clip)) as pipe:
+        t0 = time.perf_counter()
+        threaded = [r for _, r in pipe.results()]
+        pipe_fps = len(threaded) / (time.perf_counter() - t0)
+    result = {
+        "machine": machine(), "clip": args.clip, "frames": len(frames), "size": list(frames[0].image.shape[1::-1]),
+        "pipeline_fps": pipe_fps, "sequential_fps": seq_fps, "ratio_pipeline_over_sequential": pipe_fps / seq_fps,
+        "tracked_share": float(np.mean([r.ok for r in threaded])),
+        "stage_medians_ms_pipeline": stage_medians(threaded), "stage_medians_ms_sequential": stage_medians(sequential),
+    }
+    path = write_json("pipeline.json", result)
+    print(f"{args.clip} ({result['size'][0]}x{result['size'][1]}, {len(frames)} frames): pipeline {pipe_fps:.1f} fps, "
+          f"sequential {seq_fps:.1f} fps (x{result['ratio_pipeline_over_sequential']:.2f}); face tracked in "
+          f"{100 * result['tracked_share']:.0f} % of frames; stages (ms): {result['stage_medians_ms_pipeline']}; "
+          f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
