@@ -94,7 +94,8 @@ def load_faces(lm: LandmarkModel, fits_path: Path, masks_dir: Path, use_masks: b
         if use_masks:
             mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
             if mask is None:
-                raise FileNotFoundError(f"{mask_path} missing: run `python -m training.landmarks68_masks`")
+                raise FileNotFoundError(f"{mask_path} missing: run `python -m training.landmarks68_masks` "
+                                        "(or training.segment_landmarks68 for the segmenter's masks)")
             mask = (mask > 127).astype(np.uint8)
         else:
             mask = np.ones_like(gray)
@@ -197,6 +198,9 @@ def main() -> None:
     parser.add_argument("--box-jitter", type=float, default=0.08,
                         help="sd of start box centre and size, in box sizes (Viola-Jones varies about this much)")
     parser.add_argument("--no-masks", action="store_true", help="train on whole images (ablation)")
+    parser.add_argument("--masks-dir", type=Path, default=BUILD_DIR / "landmarks68_masks",
+                        help="face masks of the landmarks68 images: rendered from the fits (default) or "
+                             "made by the segmenter (training.segment_landmarks68)")
     parser.add_argument("--no-occlusion", action="store_true", help="no occlusion-augmented copies (ablation)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "regressor.npz")
     parser.add_argument("--log", type=Path, default=REPO_ROOT / "training" / "logs" / "regressor")
@@ -205,7 +209,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     model = load_face_model()
     lm = LandmarkModel.from_face_model(model)
-    faces, names = load_faces(lm, BUILD_DIR / "landmarks68_fits.npz", BUILD_DIR / "landmarks68_masks", not args.no_masks)
+    faces, names = load_faces(lm, BUILD_DIR / "landmarks68_fits.npz", args.masks_dir, not args.no_masks)
     train_idx, val_idx = split(names)
     samples = make_samples(faces, train_idx, model, args, rng)
     print(f"{len(train_idx)} training faces, {len(val_idx)} held out, {len(samples)} samples", file=sys.stderr)
@@ -237,7 +241,8 @@ def main() -> None:
         print(json.dumps(entry), file=sys.stderr, flush=True)
 
     meta = {"stages": args.stages, "ferns": args.ferns, "depth": args.depth, "features": args.features,
-            "masks": not args.no_masks, "occlusion_augmentation": not args.no_occlusion,
+            "masks": str(args.masks_dir.name) if not args.no_masks else None,
+            "occlusion_augmentation": not args.no_occlusion,
             "identity_sd": args.identity_sd, "focal_log_sd": args.focal_log_sd, "box_jitter": args.box_jitter,
             "trained_on": "landmarks68 train (300-W AFW + HELEN; research use only), every 10th face held out",
             "q_layout": "omega(3), a*f/s, b*f/s, c, x(46), D/s (136); s = landmark RMS spread in pixels"}
