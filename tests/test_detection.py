@@ -1,0 +1,73 @@
+"""Viola-Jones face boxes and the segmenter's crop geometry; how the data sets map to the face region."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.detection import (CROP_SCALE_FROM_FACE, DETECTION_TO_FACE, FaceDetector, crop_box_from_detection,
+                            crop_box_from_face_box, detect_faces, face_box_from_detection)
+from tests.helpers import data_or_skip
+
+
+def test_a_flat_frame_has_no_faces():
+    assert detect_faces(np.full((120, 160, 3), 90, np.uint8)) == []
+
+
+def test_detection_accepts_grayscale_and_bgra():
+    gray = np.full((100, 100), 90, np.uint8)
+    assert detect_faces(gray) == []
+    assert detect_faces(np.dstack([gray, gray, gray, gray])) == []
+
+
+def test_detection_rejects_a_wrong_dtype():
+    with pytest.raises(ValueError, match="float32"):
+        detect_faces(np.zeros((50, 50, 3), np.float32))
+
+
+def test_the_crop_is_a_square_centred_on_the_face_box():
+    x, y, side, side2 = crop_box_from_face_box((10, 20, 100, 120))
+    assert side == side2 == pytest.approx(CROP_SCALE_FROM_FACE * 120)
+    assert (x + side / 2, y + side / 2) == pytest.approx((60, 80))
+
+
+def test_a_detection_maps_to_a_face_box_of_the_calibrated_size():
+    x, y, w, h = face_box_from_detection((100, 100, 80, 80))
+    assert w == h == pytest.approx(DETECTION_TO_FACE["size"] * 80)
+    assert crop_box_from_detection((100, 100, 80, 80))[2] == pytest.approx(CROP_SCALE_FROM_FACE * w)
+
+
+@pytest.mark.parametrize("box", [(0, 0, 0, 10), (0, 0, float("nan"), 10), (0, 0, -5, 5)])
+def test_an_invalid_detection_box_raises(box):
+    with pytest.raises(ValueError):
+        face_box_from_detection(box)
+
+
+def test_boxes_are_sorted_largest_first_on_a_real_face():
+    import cv2
+    folder = data_or_skip("lfw_parts") / "validation"
+    names = (folder.parent / "validation.txt").read_text().split()[:5]
+    with FaceDetector() as detector:
+        found = 0
+        for name in names:
+            boxes = detector.detect(cv2.imread(str(folder / f"{name}.jpg")))
+            areas = [w * h for _, _, w, h in boxes]
+            assert areas == sorted(areas, reverse=True)
+            found += any(abs(x + w / 2 - 125) < 30 and abs(y + h / 2 - 125) < 40 for x, y, w, h in boxes)
+    assert found >= 4
+
+
+# ------------------------------------------------------------------ label mapping (training data)
+
+def test_lfw_face_is_label_one_only():
+    from training.segmentation_data import lfw_face
+    label = np.array([[0, 1, 2, 3]], np.uint8)
+    assert lfw_face(label).tolist() == [[0, 1, 0, 0]]
+
+
+def test_celebamask_face_keeps_ears_drops_glasses_hair_and_neck():
+    from training.segmentation_data import celebamask_face
+    label = np.arange(19, dtype=np.uint8)[None, :]
+    face = celebamask_face(label)[0]
+    assert face[[1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12]].all()
+    assert not face[[0, 3, 13, 14, 15, 16, 17, 18]].any()
+    assert not celebamask_face(label, ears=False)[0][[8, 9]].any()
