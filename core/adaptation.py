@@ -24,6 +24,9 @@ class AdaptationOptions:
     solve_every: int = 2              # then again after this many new keyframes
     min_pose_change_deg: float = 8.0  # a keyframe differs from every kept one by this much rotation ...
     min_expression_change: float = 0.35  # ... or this much expression (L2 of the 46 weights)
+    # Tracked landmarks are noisier than annotated ones: stronger priors than a single fit's keep
+    # identity and focal from chasing that noise.
+    fit: FitOptions = FitOptions(alternations=3, identity_prior=3e-3, focal_prior=2e-2)
 
 
 @dataclass
@@ -96,7 +99,7 @@ class IdentityAdapter:
 
     def _solve(self, frames: list[np.ndarray]) -> None:
         identity, focal, _ = fit_identity_focal(self.model, frames, self.image_size, focal_px=self.focal_prior_px,
-                                                options=FitOptions(alternations=3))
+                                                options=self.options.fit)
         with self._lock:
             self._version += 1
             self._latest = Adaptation(identity, focal, len(frames), self._version)

@@ -50,6 +50,7 @@ class TrackerOptions:
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
+    displacement_carry: float = 0.5      # share of the 2D displacements D a frame starts from
 
 
 @dataclass
@@ -193,6 +194,11 @@ class FaceTracker:
             if frame.start_box is None:
                 return TrackResult(ok=False, mask=mask, timings=timings)
             state = mean_face_in_box(self._lm, frame.start_box, self._focal, center)
+        elif self.options.displacement_carry < 1.0:
+            # D carries over only in part: the regression re-estimates it each frame, and a full
+            # carry lets its errors add up from frame to frame
+            state = state.copy()
+            state.displacements *= self.options.displacement_carry
         t0 = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         for _ in range(passes):

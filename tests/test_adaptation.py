@@ -8,6 +8,7 @@ from core import load_face_model
 from core.adaptation import AdaptationOptions, IdentityAdapter
 from core.camera import head_rotation, principal_point, project
 from core.facs import FACS_NAMES
+from core.fitting import FitOptions
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def test_the_solve_runs_on_its_own_thread_and_recovers_focal_and_identity(model)
     true_focal = 1100.0
     poses = [(-30, None), (0, "JawOpen"), (25, "MouthSmile_L"), (-10, "BrowsU_C"), (40, None), (10, "LipsPucker")]
     threads_seen = []
-    with IdentityAdapter(model, (640, 480), 800.0, AdaptationOptions(min_keyframes=6, solve_every=10)) as adapter:
+    clean = AdaptationOptions(min_keyframes=6, solve_every=10, fit=FitOptions(alternations=3))  # exact landmarks
+    with IdentityAdapter(model, (640, 480), 800.0, clean) as adapter:
         original = adapter._solve
 
         def spy(frames):

@@ -78,3 +78,21 @@ def test_closing_the_tracker_ends_its_identity_thread():
         assert t._adapter is not None
     assert t._adapter is None
     assert not any(th.name.startswith("maskcap-identity") for th in threading.enumerate())
+
+
+def test_a_frame_starts_from_half_of_the_previous_displacements():
+    from core.regressor import ShapeState, landmarks
+    from core.tracker import PreparedFrame
+
+    with FaceTracker(TrackerOptions(use_segmentation=False, adapt_identity=False)) as t:
+        t.cascade.run = lambda gray, mask, state, *args: state      # a regression that changes nothing
+        t._focal = 300.0
+        previous = ShapeState.from_pose(np.diag([1.0, -1.0, -1.0]), [0, 0, 60.0], np.zeros(46))
+        previous.displacements = np.full((68, 2), 4.0)
+        t._state = previous
+        image = np.zeros((200, 200, 3), np.uint8)
+        result = t.regress(PreparedFrame(image, np.ones((200, 200), np.uint8), None, None, {}))
+        without_d = previous.copy()
+        without_d.displacements[:] = 0.0
+        expected = landmarks(without_d, t._lm, 300.0, np.array([99.5, 99.5])) + 2.0
+        assert np.allclose(result.landmarks, expected)
