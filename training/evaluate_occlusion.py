@@ -57,7 +57,13 @@ def main() -> None:
     options = TrackerOptions(regressor_path=args.regressor, use_segmentation=not args.no_masks)
     reference = track(frames, options)
     usable = [i for i, r in enumerate(reference) if r.ok]
-    report = {"clip": args.clip, "frames": len(frames), "reference_tracked": len(usable), "by_size": {}}
+    io = [np.linalg.norm(reference[i].landmarks[36] - reference[i].landmarks[45]) for i in usable]
+    report = {"clip": args.clip, "frames": len(frames), "reference_tracked": len(usable),
+              # steadiness: spread of the outer-eye-corner distance over the unoccluded track
+              # (small for a clip where the head stays at one distance)
+              "reference_interocular_cv": float(np.std(io) / np.mean(io)) if io else None,
+              "by_size": {}}
+    print(f"reference: tracked {len(usable)}/{len(frames)}, inter-ocular cv {report['reference_interocular_cv']}")
     if not usable:
         report["note"] = "the unoccluded clip was never tracked: no reference"
     for size in SIZES if usable else ():
