@@ -32,6 +32,12 @@ DETECTION_TO_LANDMARKS = {"dx": 0.0, "dy": 0.136, "size": 0.859}
 LANDMARKS_TO_FACE = {"left": -0.082, "top": -0.205, "right": 0.071, "bottom": 0.059}
 
 
+# Share of the landmarks' hull that the face mask must cover for full confidence. Occluders
+# lower the coverage, but an occluded face is still a face: only a mask that all but vanishes
+# (the face left, or is almost entirely covered) should read as lost.
+FULL_CONFIDENCE_COVERAGE = 0.3
+
+
 def default_regressor_path() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "regressor.npz"
 
@@ -251,8 +257,8 @@ class FaceTracker:
 
     @staticmethod
     def _confidence(points: np.ndarray, mask: np.ndarray, size) -> float:
-        """Share of landmarks inside the frame, times the face mask's coverage of their hull,
-        capped at 1; 0 when the shape has collapsed or exploded."""
+        """Share of landmarks inside the frame, times the face mask's coverage of their hull
+        relative to FULL_CONFIDENCE_COVERAGE, capped at 1; 0 when the shape collapsed or exploded."""
         w, h = size
         inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
         scale = face_scale(points)
@@ -263,7 +269,7 @@ class FaceTracker:
         cv2.fillConvexPoly(region, hull, 1)
         area = int(region.sum())
         coverage = float((mask & region).sum()) / area if area else 0.0
-        return float(inside.mean() * min(1.0, coverage / 0.6))
+        return float(inside.mean() * min(1.0, coverage / FULL_CONFIDENCE_COVERAGE))
 
     # ------------------------------------------------------------ lifetime
 
