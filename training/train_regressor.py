@@ -251,7 +251,7 @@ def main() -> None:
     cascade.meta["validation"] = final
     cascade.save(args.out)
     args.log.mkdir(parents=True, exist_ok=True)
-    write_text(args.log / "log.json", json.dumps({"args": vars(args) | {"out": str(args.out), "log": str(args.log)},
+    write_text(args.log / "log.json", json.dumps({"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                                                    "stages": log, "validation": final}, indent=1))
     _plot(log, args.log / "curve.png")
     print(json.dumps(final, indent=1))
