@@ -51,10 +51,15 @@ def main() -> None:
     parser.add_argument("--no-masks", action="store_true", help="track without segmentation (a variant trained so)")
     parser.add_argument("--variant", default=None, help="name used in the report file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--displacement-carry", type=float, default=None,
+                        help="share of D a frame starts from (default: the tracker's)")
+    parser.add_argument("--reference-only", action="store_true", help="only the unoccluded track and its steadiness")
     args = parser.parse_args()
     with open_source(require_data("videos") / f"{args.clip}.mp4") as source:
         frames = [f.image for _, f in zip(range(args.frames), source)]
     options = TrackerOptions(regressor_path=args.regressor, use_segmentation=not args.no_masks)
+    if args.displacement_carry is not None:
+        options.displacement_carry = args.displacement_carry
     reference = track(frames, options)
     usable = [i for i, r in enumerate(reference) if r.ok]
     io = [np.linalg.norm(reference[i].landmarks[36] - reference[i].landmarks[45]) for i in usable]
@@ -66,7 +71,7 @@ def main() -> None:
     print(f"reference: tracked {len(usable)}/{len(frames)}, inter-ocular cv {report['reference_interocular_cv']}")
     if not usable:
         report["note"] = "the unoccluded clip was never tracked: no reference"
-    for size in SIZES if usable else ():
+    for size in SIZES if usable and not args.reference_only else ():
         rng = np.random.default_rng(args.seed)
         occluded = [occlude(f, reference[i].face_box, size, rng) if reference[i].ok else f for i, f in enumerate(frames)]
         results = track(occluded, options)
@@ -87,6 +92,8 @@ def main() -> None:
         print(f"box {size:.0%}: landmark error {report['by_size'][f'{size:.1f}']['landmark_error']}, "
               f"blendshape error {report['by_size'][f'{size:.1f}']['blendshape_error']}, lost {lost}")
     variant = args.variant or ("no_masks" if args.no_masks else "masks")
+    if args.reference_only:
+        return
     write_text(REPO_ROOT / "reports" / f"occlusion_{args.clip}_{variant}.json", json.dumps(report, indent=2))
 
 
