@@ -23,13 +23,14 @@ from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
 
-# A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in units
-# of the cascade box's width. Medians over the 1000 of 1086 landmarks68 training faces that the
-# default cascade finds (10-90 % ranges: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98).
+# Both mappings are measured by `python -m training.calibrate_boxes` on the landmarks68 training
+# faces. A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in
+# units of the cascade box's width; medians over the 1000 of 1086 faces the default cascade finds
+# (10-90 % ranges: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98).
 DETECTION_TO_LANDMARKS = {"dx": 0.0, "dy": 0.136, "size": 0.859}
 # The face region (hairline to chin, ear to ear) around the landmark box, in fractions of the
-# landmark box: medians over 600 landmarks68 faces of the face-region masks rendered from the fits.
-LANDMARKS_TO_FACE = {"left": -0.082, "top": -0.205, "right": 0.071, "bottom": 0.059}
+# landmark box: medians over the 1086 face-region masks rendered from the fits.
+LANDMARKS_TO_FACE = {"left": -0.079, "top": -0.203, "right": 0.072, "bottom": 0.058}
 
 
 # Share of the landmarks' hull that the face mask must cover for full confidence. Occluders
