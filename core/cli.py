@@ -22,7 +22,7 @@ import numpy as np
 
 from .camera import head_angles
 from .facs import ARKIT_NAMES, FACS_NAMES
-from .files import write_text
+from .files import write_image, write_text
 from .pipeline import Pipeline
 from .sources import SourceError, open_source
 from .tracker import FaceTracker, TrackerOptions, TrackResult
@@ -72,6 +72,17 @@ def draw_preview(image: np.ndarray, result: TrackResult) -> np.ndarray:
     return out
 
 
+SHEET_TILES = 8
+
+
+def contact_sheet(tiles: list[np.ndarray], columns: int = 4) -> np.ndarray:
+    """Preview frames in a grid, scaled to 320 pixels wide each."""
+    scaled = [cv2.resize(t, (320, int(round(320 * t.shape[0] / t.shape[1])))) for t in tiles]
+    blank = np.zeros_like(scaled[0])
+    rows = [np.hstack((scaled[i:i + columns] + [blank] * columns)[:columns]) for i in range(0, len(scaled), columns)]
+    return np.vstack(rows)
+
+
 def track_command(args) -> int:
     try:
         source = open_source(args.source, fps=args.fps)
@@ -88,7 +99,9 @@ def track_command(args) -> int:
         return 2
     writer = preview_tmp = None
     records: list[dict] = []
-    t0 = time.perf_counter()
+    sheet: list[np.ndarray] = []
+    sheet_every = max(1, (limit or 240) // SHEET_TILES)
+    t0 = shown = time.perf_counter()
     try:
         with source, tracker, Pipeline(tracker, source, live=live) as pipe:
             for frame, result in pipe.results():
@@ -99,7 +112,10 @@ def track_command(args) -> int:
                         writer = cv2.VideoWriter(str(preview_tmp), cv2.VideoWriter_fourcc(*"mp4v"), source.fps,
                                                  (frame.image.shape[1], frame.image.shape[0]))
                     writer.write(draw_preview(frame.image, result))
-                if not args.quiet:
+                if args.contact_sheet and frame.index % sheet_every == 0 and len(sheet) < SHEET_TILES:
+                    sheet.append(draw_preview(frame.image, result))
+                if not args.quiet and (time.perf_counter() - shown > 0.5 or len(records) == limit):
+                    shown = time.perf_counter()
                     total = f"/{limit}" if limit else ""
                     rate = len(records) / max(time.perf_counter() - t0, 1e-6)
                     print(f"\rtracked {len(records)}{total} frames, {rate:.1f} fps", end="", file=sys.stderr)
@@ -122,6 +138,8 @@ def track_command(args) -> int:
         write_text(args.json, json.dumps(take))
     if args.csv:
         write_text(args.csv, take_csv(records))
+    if args.contact_sheet and sheet:
+        write_image(args.contact_sheet, contact_sheet(sheet))
     tracked = sum(r["ok"] for r in records)
     print(f"{len(records)} frames, face found in {tracked}", file=sys.stderr)
     return 0
@@ -136,14 +154,15 @@ def main(argv=None) -> int:
     track.add_argument("--json", type=Path, help="write the take as JSON")
     track.add_argument("--csv", type=Path, help="write the take as CSV with ARKit column names")
     track.add_argument("--preview", type=Path, help="write a preview video (mask tinted, landmarks drawn)")
+    track.add_argument("--contact-sheet", type=Path, help="write a picture of 8 preview frames across the take")
     track.add_argument("--frames", type=int, default=0, help="stop after this many frames (needed for a camera)")
     track.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
     track.add_argument("--focal-mm", type=float, default=50.0, help="35 mm-equivalent focal length to start from")
     track.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "track":
-        if not (args.json or args.csv or args.preview):
-            parser.error("say where to write the take: --json, --csv and/or --preview")
+        if not (args.json or args.csv or args.preview or args.contact_sheet):
+            parser.error("say where to write the take: --json, --csv, --preview and/or --contact-sheet")
         return track_command(args)
     return 2
 

@@ -25,7 +25,7 @@ def test_a_clip_without_faces_gives_a_take_of_lost_frames(tmp_path):
     clip = tmp_path / "empty_room.avi"
     _video(clip)
     code = main(["track", str(clip), "--json", str(tmp_path / "take.json"), "--csv", str(tmp_path / "take.csv"),
-                 "--preview", str(tmp_path / "preview.mp4"), "--quiet"])
+                 "--preview", str(tmp_path / "preview.mp4"), "--contact-sheet", str(tmp_path / "sheet.png"), "--quiet"])
     assert code == 0
     take = json.loads((tmp_path / "take.json").read_text())
     assert len(take["frames"]) == 6 and not any(f["ok"] for f in take["frames"])
@@ -33,7 +33,9 @@ def test_a_clip_without_faces_gives_a_take_of_lost_frames(tmp_path):
     rows = list(csv.reader((tmp_path / "take.csv").open()))
     assert rows[0][4:50] == list(ARKIT_NAMES) and len(rows) == 7
     assert (tmp_path / "preview.mp4").stat().st_size > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty_room.avi", "preview.mp4", "take.csv", "take.json"]
+    assert cv2.imread(str(tmp_path / "sheet.png")).shape[1] == 4 * 320
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty_room.avi", "preview.mp4", "sheet.png", "take.csv",
+                                                          "take.json"]
 
 
 def test_a_missing_file_or_camera_exits_with_a_clear_message(tmp_path, capsys):
