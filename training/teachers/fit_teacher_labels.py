@@ -1,0 +1,68 @@
+"""Fit the face model to the dlib teacher's 68 points on lfw_unlabeled: extra regressor targets.
+
+Run: cd /work/main && OPENBLAS_NUM_THREADS=1 .venv/bin/python -m training.teachers.fit_teacher_labels
+Reads build/teachers/lfw_unlabeled_dlib.json (label_faces.py), writes build/teachers/lfw_unlabeled_fits.npz
+with the arrays of training.fit_landmarks68.save_targets (image_size 160) plus nme per image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from core.camera import focal_from_mm
+from core.face_model import load_face_model
+from core.files import write_npz
+from core.fitting import fit_landmarks
+from training.fit_landmarks68 import normalised_error
+
+REPO = Path(__file__).resolve().parents[2]
+CROP_SIZE = (160, 160)
+# a 160x160 LFW crop keeps the pixel scale of its 250x250 frame: 50 mm equivalent of that frame
+FOCAL_PRIOR_PX = focal_from_mm(50.0, 250)
+
+
+def _fit_one(landmarks: np.ndarray):
+    fit = fit_landmarks(load_face_model(), landmarks, CROP_SIZE, focal_px=FOCAL_PRIOR_PX)
+    return fit, normalised_error(fit, landmarks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", type=Path, default=REPO / "build/teachers/lfw_unlabeled_dlib.json")
+    parser.add_argument("--out", type=Path, default=REPO / "build/teachers/lfw_unlabeled_fits.npz")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    labels = json.loads(args.labels.read_text())["images"]
+    files = sorted(f for f, lab in labels.items() if lab.get("points68"))
+    marks = [np.asarray(labels[f]["points68"], np.float64) for f in files]
+    t0 = time.time()
+    fits, nmes = [], []
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for k, (fit, nme) in enumerate(pool.map(_fit_one, marks, chunksize=16), 1):
+            fits.append(fit)
+            nmes.append(nme)
+            if k % 100 == 0 or k == len(files):
+                print(f"\rfitted {k}/{len(files)} ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    write_npz(args.out, files=np.array(files), landmarks=np.stack(marks).astype(np.float32),
+              rotation=np.stack([f.rotation for f in fits]).astype(np.float32),
+              translation=np.stack([f.translation for f in fits]).astype(np.float32),
+              expression=np.stack([f.expression for f in fits]).astype(np.float32),
+              identity=np.stack([f.identity for f in fits]).astype(np.float32),
+              focal_px=np.array([f.focal_px for f in fits], np.float32),
+              displacements=np.stack([f.displacements for f in fits]).astype(np.float32),
+              vertex_ids=np.stack([f.vertex_ids for f in fits]), image_size=np.array(CROP_SIZE),
+              nme=np.array(nmes, np.float32))
+    nmes = np.array(nmes)
+    print(f"{len(files)} fits, NME mean {nmes.mean():.4f} median {np.median(nmes):.4f}, "
+          f"{time.time() - t0:.0f} s -> {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
