@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 MP_IRIS_CENTRES = (468, 473)  # FaceMesh refine_landmarks: image-left iris, image-right iris
@@ -83,20 +82,56 @@ class MediaPipeTeacher:
 TEACHERS = {"dlib": DlibTeacher, "mediapipe": MediaPipeTeacher}
 
 
+def nme(points: np.ndarray, truth: np.ndarray) -> float:
+    """Mean point-to-point error / distance between the outer eye corners (36, 45) of the truth."""
+    return float(np.linalg.norm(points - truth, axis=1).mean() / np.linalg.norm(truth[36] - truth[45]))
+
+
+def score_on_landmarks68(labels_path: Path) -> dict:
+    """The teacher's NME against the human points of landmarks68/train: overall, by subset, every 10th name."""
+    meta = json.loads((data_root() / "landmarks68" / "landmarks.json").read_text())
+    truth = {Path(im["file"]).name: im for im in meta["images"] if im["split"] == "train"}
+    labels = json.loads(labels_path.read_text())["images"]
+    names = sorted(truth)
+    held_out = set(names[::10])
+    groups: dict[str, list] = {"all": [], "every_10th": []}
+    for name in names:
+        lab = labels.get(name)
+        err = nme(np.asarray(lab["points68"]), np.asarray(truth[name]["points"])) if lab else None
+        for g in ("all", truth[name]["subset"]) + (("every_10th",) if name in held_out else ()):
+            groups.setdefault(g, []).append(err)
+    report = {}
+    for g, errs in groups.items():
+        found = np.array([e for e in errs if e is not None])
+        report[g] = {"faces": len(errs), "detected": len(found), "detection_rate": len(found) / len(errs),
+                     "nme_mean": float(found.mean()), "nme_median": float(np.median(found)),
+                     "over_10pct": int((found > 0.10).sum())}
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", choices=sorted(TEACHERS), default="dlib")
     parser.add_argument("--images", default="lfw_unlabeled", help="folder under the data root (or a path)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--score", type=Path, default=None,
+                        help="print the NME of a labels file of landmarks68/train against the human points")
     args = parser.parse_args()
+    if args.score:
+        print(json.dumps(score_on_landmarks68(args.score), indent=1))
+        return
     folder = Path(args.images) if Path(args.images).is_absolute() else data_root() / args.images
     if "videos" in folder.parts:
         sys.exit("videos/ are for demos and tests only, not for training labels (data README)")
-    files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    files = sorted(p.name for p in folder.iterdir()
+                   if p.suffix.lower() in (".jpg", ".png") and not p.stem.startswith("preview"))
     tag = "_".join(Path(args.images).parts[-2:]) if not Path(args.images).is_absolute() else folder.name
     out = args.out or REPO / "build" / "teachers" / f"{tag}_{args.teacher}.json"
     done = json.loads(out.read_text()) if out.exists() else {"images": {}, "no_face": []}
-    labels, no_face = done["images"], set(done["no_face"])
+    labels = {f: lab for f, lab in done["images"].items() if f in set(files)}
+    no_face = set(done["no_face"]) & set(files)
+    from PIL import Image
+
     teacher = TEACHERS[args.teacher]()
     t0 = time.time()
     todo = [f for f in files if f not in labels and f not in no_face]
