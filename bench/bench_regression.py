@@ -25,13 +25,13 @@ from .common import machine, summary, time_calls, write_json  # noqa: E402
 
 
 def main() -> None:
-    from training.evaluate_tracker import held_out
+    from training.evaluate_tracker import held_out_samples
     from training.fit_landmarks68 import load_samples
     from training.paths import require_data
 
     cv2.setNumThreads(1)
     root = require_data("landmarks68")
-    samples = held_out(load_samples())[:60]
+    samples = held_out_samples(load_samples())[:60]
     model = load_face_model()
     tracker = FaceTracker(TrackerOptions(use_segmentation=False), face_model=model)
     lm = LandmarkModel.from_face_model(model)

@@ -49,19 +49,19 @@ def test_boxes_map_detection_to_landmarks_to_face_region():
 def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker):
     root = data_or_skip("landmarks68")
     from core import fit_landmarks, load_face_model
-    from training.evaluate_tracker import held_out
-    from training.fit_landmarks68 import inter_ocular, load_samples
+    from training.evaluate_tracker import held_out_samples
+    from training.fit_landmarks68 import load_samples, point_error
     from training.landmarks68_masks import face_mask
 
     model = load_face_model()
     errors = []
-    for s in held_out(load_samples())[:20]:
+    for s in held_out_samples(load_samples())[:20]:
         image = cv2.imread(str(root / s.file))
         fit = fit_landmarks(model, s.landmarks, (256, 256), focal_px=s.focal_prior_px)
         mask = face_mask(model, fit.identity, fit.expression, fit.rotation, fit.translation, fit.focal_px)
         result = tracker.track_image(image, mask=mask)
         if result.landmarks is not None:
-            errors.append(np.linalg.norm(result.landmarks - s.landmarks, axis=1).mean() / inter_ocular(s.landmarks))
+            errors.append(point_error(result.landmarks, s.landmarks))
     assert len(errors) >= 15
     assert np.median(errors) < 0.08
 

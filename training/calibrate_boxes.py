@@ -14,19 +14,16 @@ import numpy as np
 
 from core.detection import detect_faces
 
-from .fit_landmarks68 import load_samples
+from .fit_landmarks68 import held_out, load_samples
 from .paths import BUILD_DIR, require_data
 
 
 def main() -> None:
     root = require_data("landmarks68")
     samples = load_samples()
-    order = np.argsort([s.file for s in samples])
-    held_out = set(order[::10].tolist())
+    validation = held_out([s.file for s in samples])
     detection, region = [], []
-    for i, s in enumerate(samples):
-        if i in held_out:
-            continue
+    for s in (s for s, v in zip(samples, validation) if not v):
         lo, hi = s.landmarks.min(0), s.landmarks.max(0)
         centre, size = (lo + hi) / 2, (hi - lo).max()
         for x, y, w, h in detect_faces(cv2.imread(str(root / s.file))):
@@ -40,7 +37,7 @@ def main() -> None:
             region.append([(xs.min() - lo[0]) / span[0], (ys.min() - lo[1]) / span[1],
                            (xs.max() - hi[0]) / span[0], (ys.max() - hi[1]) / span[1]])
     d, r = np.array(detection), np.array(region)
-    print(f"Viola-Jones found {len(d)} of {len(samples) - len(held_out)} training faces")
+    print(f"Viola-Jones found {len(d)} of {int((~validation).sum())} training faces")
     for name, v in zip(("dx", "dy", "size"), d.T):
         print(f"  DETECTION_TO_LANDMARKS {name}: median {np.median(v):.3f} (10-90 %: "
               f"{np.percentile(v, 10):.2f}..{np.percentile(v, 90):.2f})")

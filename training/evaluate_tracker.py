@@ -17,13 +17,14 @@ import numpy as np
 from core.files import write_text
 from core.tracker import FaceTracker, TrackerOptions
 
-from .fit_landmarks68 import inter_ocular, load_samples
+from .fit_landmarks68 import held_out, load_samples, point_error
 from .paths import BUILD_DIR, REPO_ROOT, require_data
 
 
-def held_out(samples):
-    order = np.argsort([s.file for s in samples])
-    return [samples[i] for i in order[::10]]
+def held_out_samples(samples):
+    """Our held-out tenth of landmarks68, in sorted file-name order."""
+    mask = held_out([s.file for s in samples])
+    return sorted((s for s, m in zip(samples, mask) if m), key=lambda s: s.file)
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
     args = parser.parse_args()
     root = require_data("landmarks68")
-    samples = held_out(load_samples())
+    samples = held_out_samples(load_samples())
     opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), image_passes=args.passes,
                           regressor_path=args.regressor)
     errors, times, missed = [], [], []
@@ -53,7 +54,7 @@ def main() -> None:
             if result.landmarks is None:
                 missed.append(s.file)
                 continue
-            errors.append(float(np.linalg.norm(result.landmarks - s.landmarks, axis=1).mean() / inter_ocular(s.landmarks)))
+            errors.append(point_error(result.landmarks, s.landmarks))
     report = {"faces": len(samples), "detected": len(errors), "missed": missed,
               "nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
               "nme_p90": float(np.percentile(errors, 90)), "ms_median": float(np.median(times)),

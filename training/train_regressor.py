@@ -26,11 +26,11 @@ from core.regressor import (NUM_LANDMARKS, FernCascade, LandmarkModel, Q_DIM, Sh
                             difference, face_scale, landmarks, make_layout, mean_face_in_box, sample_features)
 
 from .fern_training import train_ferns
+from .fit_landmarks68 import held_out, point_error
 from .paths import BUILD_DIR, REPO_ROOT, require_data
 
 IMAGE_SIZE = (256, 256)
 CENTER = principal_point(IMAGE_SIZE)
-OUTER_EYES = (36, 45)
 MIN_FOCAL_PX = 200.0  # about 28 mm equivalent on a 256-pixel crop
 
 
@@ -106,17 +106,13 @@ def load_faces(lm: LandmarkModel, fits_path: Path, masks_dir: Path, use_masks: b
 
 
 def split(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(names)
-    val = np.zeros(len(names), bool)
-    val[order[::10]] = True
+    val = held_out(names)
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
 
 
-def nme(pred: np.ndarray, truth: np.ndarray) -> float:
-    io = np.linalg.norm(truth[OUTER_EYES[0]] - truth[OUTER_EYES[1]])
-    return float(np.linalg.norm(pred - truth, axis=1).mean() / io)
+nme = point_error
 
 
 def evaluate(cascade: FernCascade, faces: list[Face], idx: np.ndarray, lm: LandmarkModel, passes: int, rng) -> dict:
