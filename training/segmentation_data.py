@@ -122,9 +122,20 @@ def folder_source(name: str, image_dir, mask_dir, image_ext: str = ".jpg", mask_
                       lambda pair: (_read_image(pair[0]), (_read_label(pair[1]) > 0).astype(np.uint8)))
 
 
-def training_sources() -> list[MaskSource]:
-    """What the shipped weights are trained on. Add a folder_source here to widen it."""
-    return [lfw_parts_source("train"), celebamask_source("train")]
+def training_sources(landmarks68: bool = False) -> list[MaskSource]:
+    """What the shipped weights are trained on; with `landmarks68`, also the landmarks68 faces with
+    the masks rendered from their fitted face models (build/landmarks68_masks, made by
+    training.fit_landmarks68 then training.landmarks68_masks)."""
+    sources = [lfw_parts_source("train"), celebamask_source("train")]
+    if landmarks68:
+        from training.paths import BUILD_DIR
+        masks = BUILD_DIR / "landmarks68_masks"
+        source = folder_source("landmarks68", data_dir() / "landmarks68" / "train", masks)
+        if not len(source):
+            raise FileNotFoundError(f"no landmarks68 masks in {masks}: run `python -m training.fit_landmarks68` "
+                                    "then `python -m training.landmarks68_masks`")
+        sources.append(source)
+    return sources
 
 
 def label_folder_source(folder) -> MaskSource:
@@ -316,6 +327,7 @@ def photometric(image, rng: np.random.Generator):
 class AugmentOptions:
     p_rectangles: float = 0.3
     p_hand: float = 0.4
+    p_skin_hand: float = 0.0   # share of those hands made of the face's own skin (training.skin_hands)
     p_photometric: float = 0.8
     max_rotation_deg: float = 25.0
     p_flip: float = 0.5
@@ -349,7 +361,11 @@ class SampleMaker:
         if self.hands and rng.random() < o.p_hand:
             for _ in range(1 if rng.random() < 0.8 else 2):
                 hand = self.hands[rng.integers(len(self.hands))]
-                crop, target = composite_hand(crop, target, hand, tone, rng)
+                if rng.random() < o.p_skin_hand:
+                    from training.skin_hands import composite_skin_hand
+                    crop, target = composite_skin_hand(crop, target, hand, rng)
+                else:
+                    crop, target = composite_hand(crop, target, hand, tone, rng)
         if rng.random() < o.p_rectangles:
             crop, target = add_rectangles(crop, target, rng)
         if rng.random() < o.p_photometric:

@@ -19,15 +19,17 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from training.segmentation_data import (AugmentOptions, SampleMaker, composite_hand, data_dir, load_hands,
-                                        load_negative_images, lfw_parts_source, skin_tone_lab, training_sources,
-                                        validation_crops)
+from training.segmentation_data import (AugmentOptions, SampleMaker, add_rectangles, composite_hand, data_dir,
+                                        load_hands, load_negative_images, lfw_parts_source, skin_tone_lab,
+                                        training_sources, validation_crops)
+from training.segmentation_onnx_init import freeze_batchnorm, load_onnx_weights, output_difference
 from training.segmentation_net import (STREAMS, ExportWrapper, StreamOnly, TwoStreamSegmenter,
                                        export_onnx, segmentation_loss)
 
@@ -40,7 +42,7 @@ WEIGHT_DECAY = 1e-4
 FINETUNE_LR = 2e-4
 NEGATIVE_FRACTION = 0.5
 EPOCH_ITERS = int(os.environ.get("MASKCAP_EPOCH_ITERS", 100))
-THREADS = 2
+THREADS = 1  # other jobs share the 2 cores
 LOG_DIR = REPO / "training" / "logs" / "segmentation"
 
 
@@ -65,12 +67,22 @@ def evaluate_iou(net, crops, targets, batch: int = 100) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in ious.items()}
 
 
-def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best, val_hand=None):
+def train_mode(net, frozen_bn: bool) -> None:
+    net.train()
+    if frozen_bn:
+        freeze_batchnorm(net)
+
+
+def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best, val_occluded=None,
+              frozen_bn=False):
+    """Adam with a cosine learning rate over `minutes` of wall time; after every EPOCH_ITERS
+    iterations, validation IoU picks the best weights: the fused IoU on clean crops, or with
+    `val_occluded` ({kind: (crops, targets)}) the mean over clean and each occluded set."""
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     start = time.time()
     budget = minutes * 60.0
     it, losses = 0, []
-    net.train()
+    train_mode(net, frozen_bn)
     while True:
         elapsed = time.time() - start
         if elapsed >= budget:
@@ -86,13 +98,17 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
         it += 1
         if it % EPOCH_ITERS == 0 or time.time() - start >= budget:
             iou = evaluate_iou(net, *val)
+            train_mode(net, frozen_bn)
             row = {"stage": stage, "epoch": len(log) + 1, "iterations": it, "minutes": round((time.time() - start) / 60, 2),
                    "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses)),
                    **{f"val_iou_{k}": v for k, v in iou.items()}}
             score = iou["fused"]
-            if val_hand is not None:  # select on clean and hand-occluded validation crops alike
-                row["val_iou_fused_hand"] = evaluate_iou(net, *val_hand)["fused"]
-                score = 0.5 * (iou["fused"] + row["val_iou_fused_hand"])
+            if val_occluded:  # select on clean and occluded validation crops alike
+                for kind, crops in val_occluded.items():
+                    row[f"val_iou_fused_{kind}"] = evaluate_iou(net, *crops)["fused"]
+                train_mode(net, frozen_bn)
+                score = float(np.mean([iou["fused"]] + [row[f"val_iou_fused_{k}"] for k in val_occluded]))
+                row["selection_score"] = score
             log.append(row)
             losses = []
             print(json.dumps(row), flush=True)
@@ -108,6 +124,16 @@ def hand_occluded(val, hands, seed: int = 7):
     for k, (crop, target) in enumerate(zip(*val)):
         rng = np.random.default_rng(seed * 100003 + k)
         c, t = composite_hand(crop, target, hands[rng.integers(len(hands))], skin_tone_lab(crop, target), rng)
+        crops.append(c)
+        targets.append(t)
+    return np.stack(crops), np.stack(targets)
+
+
+def rectangle_occluded(val, seed: int = 11):
+    """The validation crops with one uniformly coloured rectangle each (seeded)."""
+    crops, targets = [], []
+    for k, (crop, target) in enumerate(zip(*val)):
+        c, t = add_rectangles(crop.copy(), target.copy(), np.random.default_rng(seed * 100003 + k), count=1)
         crops.append(c)
         targets.append(t)
     return np.stack(crops), np.stack(targets)
@@ -129,9 +155,11 @@ def save_logs(log, meta):
     ax[0].set(xlabel=f"epoch ({EPOCH_ITERS} iterations of {BATCH})", ylabel="train loss", yscale="log")
     for k in STREAMS:
         ax[1].plot(x, [r[f"val_iou_{k}"] for r in log], label=k)
-    hand = [r for r in log if "val_iou_fused_hand" in r]
-    if hand:
-        ax[1].plot([r["epoch"] for r in hand], [r["val_iou_fused_hand"] for r in hand], label="fused, hand-occluded")
+    for kind in ("hand", "rectangle"):
+        rows = [r for r in log if f"val_iou_fused_{kind}" in r]
+        if rows:
+            ax[1].plot([r["epoch"] for r in rows], [r[f"val_iou_fused_{kind}"] for r in rows],
+                       label=f"fused, {kind}-occluded")
     ft = [r["epoch"] for r in log if r["stage"] != "main"]
     for a in ax:
         if ft:
@@ -157,24 +185,42 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--init", type=Path, default=None,
                     help="start from these weights (build/segmenter.pt) and append to the existing log")
+    ap.add_argument("--init-onnx", type=Path, default=None,
+                    help="start from the weights of this exported model (e.g. models/segmenter.onnx), BatchNorm "
+                         "frozen, and append to the existing log")
     ap.add_argument("--hand-prob", type=float, default=AugmentOptions.p_hand,
                     help="share of positives with a composited hand")
+    ap.add_argument("--skin-hand-prob", type=float, default=AugmentOptions.p_skin_hand,
+                    help="share of those hands made of the face's own skin (training.skin_hands)")
+    ap.add_argument("--negative-fraction", type=float, default=NEGATIVE_FRACTION,
+                    help="share of each fine-tuning batch without a face")
+    ap.add_argument("--landmarks68", action="store_true",
+                    help="also train on landmarks68 with build/landmarks68_masks (training.landmarks68_masks)")
     args = ap.parse_args(argv)
 
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(SEED)
-    sources = training_sources()
+    sources = training_sources(landmarks68=args.landmarks68)
     hands = load_hands()
-    maker = SampleMaker(sources, hands, load_negative_images(), AugmentOptions(p_hand=args.hand_prob))
+    maker = SampleMaker(sources, hands, load_negative_images(),
+                        AugmentOptions(p_hand=args.hand_prob, p_skin_hand=args.skin_hand_prob))
     val = validation_crops(lfw_parts_source("validation"))
-    val_hand = hand_occluded(val, hands) if args.init else None
+    resuming = bool(args.init or args.init_onnx)
+    val_occluded = {"hand": hand_occluded(val, hands), "rectangle": rectangle_occluded(val)} if resuming else None
     print(f"train sources: {[(s.name, len(s)) for s in sources]}, validation crops: {len(val[0])}", flush=True)
 
     net = TwoStreamSegmenter()
     log, best = [], {"iou": -1.0}
-    if args.init:
-        net.load_state_dict(torch.load(args.init))
+    if resuming:
+        if args.init:
+            net.load_state_dict(torch.load(args.init))
+        else:
+            load_onnx_weights(net, args.init_onnx)
+            difference = output_difference(net, args.init_onnx, val[0][:32])
+            print(f"loaded {args.init_onnx}: difference to ONNX Runtime {difference}", flush=True)
+            if difference["mean"] > 1e-4 or difference["threshold_flips"] > 1e-4:
+                raise SystemExit(f"the network loaded from {args.init_onnx} does not reproduce its outputs")
         previous = json.loads((LOG_DIR / "log.json").read_text())
         log, main_best = previous["epochs"], previous["meta"]
     else:
@@ -183,20 +229,24 @@ def main(argv=None):
         main_best = {k: best[k] for k in ("iou", "epoch")}
     if args.finetune_minutes > 0:
         # fine-tuning may trade a little clean IoU for rejecting non-faces; keep its best epoch
-        best_ft = run_stage(net, maker, rng, args.finetune_minutes, FINETUNE_LR, NEGATIVE_FRACTION, val, log,
-                            "finetune_hands" if args.init else "finetune", {"iou": -1.0}, val_hand)
+        stage = ("finetune_skin_hands" if args.init_onnx else "finetune_hands") if resuming else "finetune"
+        best_ft = run_stage(net, maker, rng, args.finetune_minutes, FINETUNE_LR, args.negative_fraction, val, log,
+                            stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx))
         net.load_state_dict(best_ft["state"])
         best = best_ft
     net.eval()
     meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": FINETUNE_LR, "weight_decay": WEIGHT_DECAY,
-            "negative_fraction_finetune": NEGATIVE_FRACTION, "epoch_iterations": EPOCH_ITERS,
+            "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
             "negatives": ["hands/negatives", "backgrounds", "hands/*.png composites"],
-            "hand_prob": args.hand_prob, "init": str(args.init) if args.init else None,
-            ("previous_run" if args.init else "best_main"): main_best, "shipped": {"stage": best["stage"], "epoch": best["epoch"], "selection_score": best["iou"],
+            "hand_prob": args.hand_prob, "init": str(args.init or args.init_onnx or "") or None,
+            "frozen_batchnorm": bool(args.init_onnx),
+            ("previous_run" if resuming else "best_main"): main_best, "shipped": {"stage": best["stage"], "epoch": best["epoch"], "selection_score": best["iou"],
                         **{k: v for k, v in log[best["epoch"] - 1].items() if k.startswith("val_iou")}},
-            "data_dir": str(data_dir())}
+            "data_dir": str(data_dir()),
+            "command": (main_best.get("command", []) if resuming else [])
+            + ["python -m training.train_segmentation " + " ".join(sys.argv[1:] if argv is None else argv)]}
     save_logs(log, meta)
     atomic_export(ExportWrapper(net), args.out, ("fused", "fcn", "deconv"))
     torch.save(net.state_dict(), REPO / "build" / "segmenter.pt")
