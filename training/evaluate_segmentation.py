@@ -30,7 +30,7 @@ from training.segmentation_data import (celebamask_source, data_dir, label_folde
                                         occlude_for_evaluation, CELEBAMASK_EARS, _read_label)
 
 VARIANTS = ("fcn", "deconv", "fused", "fused+graphcut")
-OCCLUSIONS = ("none", "hand", "rectangle")
+OCCLUSIONS = ("none", "hand", "rectangle", "skinhand")
 
 
 def segmenter_for(variant: str, model_path=None) -> FaceSegmenter:
@@ -88,7 +88,7 @@ def load_samples(folder, fmt: str, limit: int | None):
 
 def evaluate(samples, variants=("fused+graphcut",), occlusions=("none",), box_mode="label",
              seed: int = 0, model_path=None) -> dict:
-    hands = load_hands() if "hand" in occlusions else []
+    hands = load_hands() if {"hand", "skinhand"} & set(occlusions) else []
     results = {}
     for occlusion in occlusions:
         cases = []

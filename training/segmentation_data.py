@@ -425,8 +425,9 @@ def validation_crops(source: MaskSource):
 
 
 def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str):
-    """The same image with a synthetic occluder, deterministic for (seed, kind): 'hand' (recoloured
-    to the image's own skin tone) or 'rectangle'. Works in frame pixels; returns (image, face)."""
+    """The same image with a synthetic occluder, deterministic for (seed, kind): 'hand' (a cut-out
+    recoloured to the image's own skin tone), 'skinhand' (a hand silhouette made of the face's own
+    skin, training.skin_hands) or 'rectangle'. Works in frame pixels; returns (image, face)."""
     rng = np.random.default_rng(seed)
     box = face_crop_box(face)
     if box is None:
@@ -435,6 +436,9 @@ def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str)
     crop, target = warp_crop(image, face, matrix)
     if kind == "hand":
         occluded, _ = composite_hand(crop, target, hands[rng.integers(len(hands))], skin_tone_lab(crop, target), rng)
+    elif kind == "skinhand":
+        from training.skin_hands import composite_skin_hand
+        occluded, _ = composite_skin_hand(crop, target, hands[rng.integers(len(hands))], rng)
     else:
         occluded, _ = add_rectangles(crop.copy(), target.copy(), rng, count=1)
     # put the occluder back into the frame: pixels that changed in the crop

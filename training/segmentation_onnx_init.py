@@ -38,7 +38,8 @@ def onnx_initializers(path: Path):
     named = {k[len("net."):]: v for k, v in values.items() if k.startswith("net.")}
     folded = []
     for node in model.graph.node:
-        if node.op_type == "Conv" and len(node.input) == 3 and node.input[1].startswith("onnx::"):
+        if node.op_type == "Conv" and len(node.input) == 3 and node.input[1].startswith("onnx::") \
+                and node.input[1] in values and node.input[2] in values:
             folded.append((values[node.input[1]], values[node.input[2]]))
     return named, folded
 
