@@ -266,21 +266,20 @@ def recolour_hand(bgr, alpha, tone, rng: np.random.Generator):
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
-def composite_hand(image, target, hand: Hand, tone, rng: np.random.Generator):
-    """A hand (and a forearm: its wrist row stretched to the border) over the crop; the target
-    loses what it covers. `tone` is the Lab skin tone to recolour to, or None to keep colours."""
-    size = image.shape[0]
+def hand_with_forearm(hand: Hand, rng: np.random.Generator) -> np.ndarray:
+    """The cut-out, flipped half of the time, with a forearm: its wrist row stretched 1.5 hand
+    heights downwards. Returns the RGBA array; the hand itself is its top third."""
     rgba = hand.rgba
     if rng.random() < 0.5:
         rgba = rgba[:, ::-1]
-    h, w = rgba.shape[:2]
-    arm = int(1.5 * h)
-    rgba = cv2.copyMakeBorder(np.ascontiguousarray(rgba), 0, arm, 0, 0, cv2.BORDER_REPLICATE)
-    bgr, alpha = rgba[:, :, :3], rgba[:, :, 3]
-    if tone is not None:
-        bgr = recolour_hand(np.ascontiguousarray(bgr), alpha, tone, rng)
-    # the hand's height (without the arm) becomes 35-80% of the crop
-    scale = rng.uniform(0.35, 0.8) * size / h
+    h = rgba.shape[0]
+    return cv2.copyMakeBorder(np.ascontiguousarray(rgba), 0, int(1.5 * h), 0, 0, cv2.BORDER_REPLICATE)
+
+
+def hand_placement(hand_h: int, hand_w: int, target: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """2x3 matrix putting a hand of hand_h x hand_w (without its forearm) into a size x size crop:
+    35-80% of the crop tall, mostly upright, a point of its fingers/palm on a random face pixel."""
+    scale = rng.uniform(0.35, 0.8) * size / hand_h
     angle = rng.uniform(-60, 60) if rng.random() < 0.8 else rng.uniform(-180, 180)
     ys, xs = np.nonzero(target)
     if len(xs):
@@ -288,11 +287,23 @@ def composite_hand(image, target, hand: Hand, tone, rng: np.random.Generator):
         px, py = float(xs[k]), float(ys[k])
     else:
         px, py = rng.uniform(0.2, 0.8, size=2) * size
-    # anchor: a point in the upper half of the hand (the fingers/palm) lands on the face point
-    ax, ay = w / 2.0, h * rng.uniform(0.2, 0.6)
+    ax, ay = hand_w / 2.0, hand_h * rng.uniform(0.2, 0.6)
     m = cv2.getRotationMatrix2D((ax, ay), angle, scale)
     m[0, 2] += px - ax
     m[1, 2] += py - ay
+    return m
+
+
+def composite_hand(image, target, hand: Hand, tone, rng: np.random.Generator):
+    """A hand (and a forearm: its wrist row stretched to the border) over the crop; the target
+    loses what it covers. `tone` is the Lab skin tone to recolour to, or None to keep colours."""
+    size = image.shape[0]
+    h, w = hand.rgba.shape[:2]
+    rgba = hand_with_forearm(hand, rng)
+    bgr, alpha = rgba[:, :, :3], rgba[:, :, 3]
+    if tone is not None:
+        bgr = recolour_hand(np.ascontiguousarray(bgr), alpha, tone, rng)
+    m = hand_placement(h, w, target, size, rng)
     hand_bgr = cv2.warpAffine(bgr, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
     a = cv2.warpAffine(alpha, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
     if rng.random() < 0.3:

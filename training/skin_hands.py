@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.segmentation_data import Hand
+from training.segmentation_data import Hand, hand_placement, hand_with_forearm
 
 
 def skin_texture(crop: np.ndarray, face: np.ndarray, rng: np.random.Generator):
@@ -68,23 +68,11 @@ def shading(alpha: np.ndarray, own_light: np.ndarray, rng: np.random.Generator) 
 def place_hand(hand: Hand, target: np.ndarray, size: int, rng: np.random.Generator):
     """(alpha, hand lightness) of a hand with its forearm warped into the crop, the fingers or
     palm over a random face pixel, the forearm leaving through the wrist side."""
-    rgba = hand.rgba[:, ::-1] if rng.random() < 0.5 else hand.rgba
-    h, w = rgba.shape[:2]
-    rgba = cv2.copyMakeBorder(np.ascontiguousarray(rgba), 0, int(1.5 * h), 0, 0, cv2.BORDER_REPLICATE)
+    h, w = hand.rgba.shape[:2]
+    rgba = hand_with_forearm(hand, rng)
     alpha = rgba[:, :, 3]
     lightness = cv2.cvtColor(np.ascontiguousarray(rgba[:, :, :3]), cv2.COLOR_BGR2LAB)[:, :, 0]
-    scale = rng.uniform(0.35, 0.8) * size / h
-    angle = rng.uniform(-60, 60) if rng.random() < 0.8 else rng.uniform(-180, 180)
-    ys, xs = np.nonzero(target)
-    if len(xs):
-        k = rng.integers(len(xs))
-        px, py = float(xs[k]), float(ys[k])
-    else:
-        px, py = rng.uniform(0.2, 0.8, size=2) * size
-    ax, ay = w / 2.0, h * rng.uniform(0.2, 0.6)
-    m = cv2.getRotationMatrix2D((ax, ay), angle, scale)
-    m[0, 2] += px - ax
-    m[1, 2] += py - ay
+    m = hand_placement(h, w, target, size, rng)
     a = cv2.warpAffine(alpha, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
     # lightness warped premultiplied by alpha, then divided: no dark fringe at the outline
     la = cv2.warpAffine(lightness.astype(np.float32) * (alpha / 255.0), m, (size, size), flags=cv2.INTER_LINEAR)
