@@ -435,6 +435,27 @@ def validation_crops(source: MaskSource):
     return np.stack(crops), np.stack(targets)
 
 
+def hand_occluded(val, hands, seed: int = 7):
+    """The validation crops with one recoloured hand each (seeded, the same every run)."""
+    crops, targets = [], []
+    for k, (crop, target) in enumerate(zip(*val)):
+        rng = np.random.default_rng(seed * 100003 + k)
+        c, t = composite_hand(crop, target, hands[rng.integers(len(hands))], skin_tone_lab(crop, target), rng)
+        crops.append(c)
+        targets.append(t)
+    return np.stack(crops), np.stack(targets)
+
+
+def rectangle_occluded(val, seed: int = 11):
+    """The validation crops with one uniformly coloured rectangle each (seeded)."""
+    crops, targets = [], []
+    for k, (crop, target) in enumerate(zip(*val)):
+        c, t = add_rectangles(crop.copy(), target.copy(), np.random.default_rng(seed * 100003 + k), count=1)
+        crops.append(c)
+        targets.append(t)
+    return np.stack(crops), np.stack(targets)
+
+
 def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str):
     """The same image with a synthetic occluder, deterministic for (seed, kind): 'hand' (a cut-out
     recoloured to the image's own skin tone), 'skinhand' (a hand silhouette made of the face's own

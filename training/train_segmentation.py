@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.segmentation_data import (AugmentOptions, SampleMaker, add_rectangles, composite_hand, data_dir,
-                                        load_hands, load_negative_images, lfw_parts_source, skin_tone_lab,
+from training.segmentation_data import (AugmentOptions, SampleMaker, data_dir, hand_occluded, load_hands,
+                                        load_negative_images, lfw_parts_source, rectangle_occluded,
                                         training_sources, validation_crops)
 from training.segmentation_onnx_init import freeze_batchnorm, load_onnx_weights, output_difference
 from training.segmentation_net import (STREAMS, ExportWrapper, StreamOnly, TwoStreamSegmenter,
@@ -116,27 +116,6 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
                 best.update(iou=score, epoch=row["epoch"], stage=stage,
                             state={k: v.detach().clone() for k, v in net.state_dict().items()})
     return best
-
-
-def hand_occluded(val, hands, seed: int = 7):
-    """The validation crops with one recoloured hand each (seeded, the same every run)."""
-    crops, targets = [], []
-    for k, (crop, target) in enumerate(zip(*val)):
-        rng = np.random.default_rng(seed * 100003 + k)
-        c, t = composite_hand(crop, target, hands[rng.integers(len(hands))], skin_tone_lab(crop, target), rng)
-        crops.append(c)
-        targets.append(t)
-    return np.stack(crops), np.stack(targets)
-
-
-def rectangle_occluded(val, seed: int = 11):
-    """The validation crops with one uniformly coloured rectangle each (seeded)."""
-    crops, targets = [], []
-    for k, (crop, target) in enumerate(zip(*val)):
-        c, t = add_rectangles(crop.copy(), target.copy(), np.random.default_rng(seed * 100003 + k), count=1)
-        crops.append(c)
-        targets.append(t)
-    return np.stack(crops), np.stack(targets)
 
 
 def save_logs(log, meta):
