@@ -26,6 +26,7 @@ from core.sources import Frame, FrameSource, VideoFileSource  # noqa: E402
 from core.tracker import FaceTracker  # noqa: E402
 
 from .common import machine, write_json  # noqa: E402
+from .peer_worker import rss_mb  # noqa: E402
 
 MEMORY_GROWTH_TARGET = 0.05
 
@@ -60,14 +61,6 @@ class LoopingFileSource(FrameSource):
         self._file.close()
 
 
-def resident_mb() -> float:
-    """Resident set size of this process (VmRSS), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -75,7 +68,7 @@ def open_fds() -> int:
 def soak(clip: Path, minutes: float, paced: bool = True, sample_s: float = 5.0) -> dict:
     """Run the pipeline for `minutes`; per-minute fps, memory samples, threads and descriptors."""
     threads_start, fds_start = threading.active_count(), open_fds()
-    rss_start = resident_mb()
+    rss_start = rss_mb()
     samples: list[tuple[float, float, int]] = []  # (seconds, RSS MB, frames so far)
     per_minute: list[dict] = []
     frames = tracked = minute_frames = minute_tracked = 0
@@ -92,11 +85,11 @@ def soak(clip: Path, minutes: float, paced: bool = True, sample_s: float = 5.0) 
                 now = time.perf_counter()
                 if now - last_sample >= sample_s:
                     last_sample = now
-                    samples.append((now - t0, resident_mb(), frames))
+                    samples.append((now - t0, rss_mb(), frames))
                 if now - minute_start >= 60.0:
                     per_minute.append({"minute": len(per_minute) + 1, "fps": minute_frames / (now - minute_start),
                                        "tracked_share": minute_tracked / max(minute_frames, 1),
-                                       "rss_mb": resident_mb(), "threads": threading.active_count(),
+                                       "rss_mb": rss_mb(), "threads": threading.active_count(),
                                        "fds": open_fds()})
                     m = per_minute[-1]
                     print(f"minute {m['minute']}: {m['fps']:.1f} fps, face in {100 * m['tracked_share']:.0f} %, "
@@ -112,7 +105,7 @@ def soak(clip: Path, minutes: float, paced: bool = True, sample_s: float = 5.0) 
         elapsed = time.perf_counter() - t0
         loops, clip_fps = source.loops, source.fps
     time.sleep(0.5)  # let ended threads leave threading.enumerate()
-    threads_end, fds_end, rss_end = threading.active_count(), open_fds(), resident_mb()
+    threads_end, fds_end, rss_end = threading.active_count(), open_fds(), rss_mb()
     after_first = [rss for t, rss, _ in samples if t >= 60.0]
     growth = (after_first[-1] - after_first[0]) / after_first[0] if len(after_first) >= 2 else None
     fps_values = [m["fps"] for m in per_minute]
