@@ -94,7 +94,7 @@ def occlusion_plot(occ: dict) -> np.ndarray:
         series["maskcap blendshapes"] = (sizes, [rows[f"{s:.1f}"]["maskcap"]["blendshape_error"] for s in sizes],
                                          (COLOURS["maskcap"], True))
         panels.append(line_plot(series, f"{occ['clip']}: error against a {label}", "occluder size (share of face box)",
-                                "error (landmarks: / eye distance)", 0.3))
+                                "landmarks: / eye distance; blendshapes: mean abs. weight", 0.3))
     return np.hstack(panels)
 
 
@@ -169,16 +169,18 @@ def speed_section(peers: dict | None) -> list[str]:
                    f"{cell(m['identity_focal_solve_6_keyframes'])} | {cell(mp['total'])} | {cell(dl['detection'])} | "
                    f"{cell(dl['landmarks_68'])} | {cell(dl['total'])} |")
     out += ["", "Ratios in the same run (median ms per frame of the peer / maskcap; above 1: maskcap is faster), "
-            "peak resident memory of each tool's process, and faces found:", "",
+            "peak resident memory of each tool's process (VmHWM, less the size of the memory-mapped frames that "
+            "every tool reads), and faces found:", "",
             "| clip | size | MediaPipe / maskcap tracker | MediaPipe / maskcap pipeline | dlib / maskcap tracker | "
-            "peak MB maskcap / MediaPipe / dlib | faces found maskcap / MediaPipe / dlib |", "|---|---|---|---|---|---|---|"]
+            "peak MB maskcap / MediaPipe / dlib (without the frames) | faces found maskcap / MediaPipe / dlib |", "|---|---|---|---|---|---|---|"]
     for run in peers["runs"]:
         t, r = run["tools"], run["ratios"]
+        peaks = " / ".join(f"{t[k]['peak_rss_mb'] - t[k].get('frames_mb', 0):.0f}" for k in ("maskcap", "mediapipe", "dlib"))
         out.append(f"| {run['clip']} | {run['size'][0]}x{run['size'][1]} | "
                    f"{r['mediapipe']['ms_per_frame_over_maskcap_tracker']:.2f} | "
                    f"{r['mediapipe']['ms_per_frame_over_maskcap_pipeline']:.2f} | "
                    f"{r['dlib']['ms_per_frame_over_maskcap_tracker']:.2f} | "
-                   f"{t['maskcap']['peak_rss_mb']:.0f} / {t['mediapipe']['peak_rss_mb']:.0f} / {t['dlib']['peak_rss_mb']:.0f} | "
+                   f"{peaks} | "
                    f"{t['maskcap']['faces_found']} / {t['mediapipe']['faces_found']} / {t['dlib']['faces_found']} "
                    f"of {run['frames']} |")
     return out
