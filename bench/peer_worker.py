@@ -124,7 +124,7 @@ def maskcap_video(frames: np.ndarray):
     from core.pipeline import Pipeline
     from core.segmentation import extract_crop
     from core.sources import Frame, FrameSource
-    from core.tracker import FaceTracker
+    from core.tracker import FaceTracker, TrackerOptions
 
     import cv2
     cv2.setNumThreads(1)  # as in maskcap's other benchmarks: the tracker's threads share the cores
@@ -158,6 +158,11 @@ def maskcap_video(frames: np.ndarray):
             stages["segmentation_network"].append(net_ms)
             stages["graph_cut"].append(cut_ms)
         model, focal = tracker.model, tracker._focal
+    with FaceTracker(TrackerOptions(adapt_identity=False)) as tracker:  # the same without the identity thread
+        for image in images[:10]:
+            tracker.track(image)
+        tracker.reset()
+        stages["tracker_frame_no_identity_thread"] = [timed(tracker.track, image)[1] for image in images]
     confident = [i for i, r in enumerate(results) if r.ok and r.confidence >= 0.6]
     solve_ms = []
     if len(confident) >= 6:
