@@ -245,8 +245,8 @@ def segmentation_section(seg: dict | None) -> list[str]:
                    f"| {r['maskcap_label_box']['mean_iou']:.3f} | {pct(r['mediapipe_face_oval']['face_found_share'], 0)} / "
                    f"{pct(r['maskcap_own_box']['face_found_share'], 0)} |")
     out += ["", "Side by side (rows: clean, hand, rectangle; columns: image, label, MediaPipe oval, maskcap with its "
-            "own detection): `reports/segmentation_peers_example.png`.", "",
-            "![segmentation examples](segmentation_peers_example.png)"]
+            "own detection): `reports/segmentation_peers_example.jpg`.", "",
+            "![segmentation examples](segmentation_peers_example.jpg)"]
     return out
 
 

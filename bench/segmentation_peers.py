@@ -94,8 +94,8 @@ def main() -> None:
                   f"{r['maskcap_own_box']['mean_iou']:.3f} (face in {100 * r['maskcap_own_box']['face_found_share']:.0f} %), "
                   f"maskcap label box {r['maskcap_label_box']['mean_iou']:.3f}", flush=True)
     from core.files import write_image
-    write_image(REPO_ROOT / "reports" / "segmentation_peers_example.png", np.vstack(example_rows))
-    report["example"] = "reports/segmentation_peers_example.png (rows: clean, hand, rectangle; columns: image, "
+    write_image(REPO_ROOT / "reports" / "segmentation_peers_example.jpg", np.vstack(example_rows))
+    report["example"] = "reports/segmentation_peers_example.jpg (rows: clean, hand, rectangle; columns: image, "
     report["example"] += "label, MediaPipe oval, maskcap)"
     path = write_json("segmentation_peers.json", report)
     print(f"saved {path}")
