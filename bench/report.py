@@ -140,15 +140,17 @@ def machine_section(sources: list[dict]) -> list[str]:
     return [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, {m['platform']}.",
             "**The machine was shared** with model training and other jobs while these ran (1-minute load averages "
             f"recorded by the runs: {', '.join(loads) or 'not recorded'}, on 2 cores), so absolute times are "
-            "inflated and noisy; each ratio compares tools measured in the same run on the same frames, one after "
-            "the other, which is fairer but still exposed to load changing between them."]
+            "inflated and noisy; each ratio compares tools measured in the same run on the same frames, run one "
+            "after the other and (for speed) twice, interleaved, keeping each tool's faster run, which is fairer but "
+            "still exposed to load changing between them."]
 
 
 def speed_section(peers: dict | None) -> list[str]:
     if peers is None:
         return ["Not run: `.venv/bin/python -m bench.peers`."]
-    out = [f"Command: `.venv/bin/python -m bench.peers` ({peers['frames_per_clip']} frames per clip; every tool "
-           "in its own venv on the same decoded frames). Peers: " +
+    out = [f"Command: `.venv/bin/python -m bench.peers` ({peers['frames_per_clip']} frames per clip, the first "
+           "of each clip; every tool in its own venv on the same decoded frames, at the clip's size and letterboxed "
+           f"to 1280x720; {peers.get('repeats', 1)} interleaved runs per tool, the faster kept). Peers: " +
            "; ".join(f"{k}: {v}" for k, v in peers["peers"].items()) + ".", "",
            "Milliseconds per frame, median (95th percentile); maskcap's stages are measured one by one on every "
            "frame (detection on every frame, although the tracker only runs it when the face is lost; the "
@@ -174,13 +176,19 @@ def speed_section(peers: dict | None) -> list[str]:
     out += ["", "Ratios in the same run (median ms per frame of the peer / maskcap; above 1: maskcap is faster), "
             "peak resident memory of each tool's process (VmHWM, less the size of the memory-mapped frames that "
             "every tool reads), and faces found:", "",
-            "| clip | size | MediaPipe / maskcap tracker | MediaPipe / maskcap pipeline | dlib / maskcap tracker | "
-            "peak MB maskcap / MediaPipe / dlib (without the frames) | faces found maskcap / MediaPipe / dlib |", "|---|---|---|---|---|---|---|"]
+            "| clip | size | MediaPipe / maskcap tracker | MediaPipe / maskcap tracker without identity thread | "
+            "MediaPipe / maskcap pipeline | dlib / maskcap tracker | "
+            "peak MB maskcap / MediaPipe / dlib (without the frames) | faces found maskcap / MediaPipe / dlib |",
+            "|---|---|---|---|---|---|---|---|"]
     for run in peers["runs"]:
         t, r = run["tools"], run["ratios"]
-        peaks = " / ".join(f"{t[k]['peak_rss_mb'] - t[k].get('frames_mb', 0):.0f}" for k in ("maskcap", "mediapipe", "dlib"))
+        bare = t["maskcap"]["timings"].get("tracker_frame_no_identity_thread", {}).get("median_ms")
+        no_identity = "-" if not bare else f"{t['mediapipe']['timings']['total']['median_ms'] / bare:.2f}"
+        peaks = " / ".join(f"{t[k]['peak_rss_mb'] - t[k].get('frames_mb', 0):.0f}"
+                           for k in ("maskcap", "mediapipe", "dlib"))
         out.append(f"| {run['clip']} | {run['size'][0]}x{run['size'][1]} | "
                    f"{r['mediapipe']['ms_per_frame_over_maskcap_tracker']:.2f} | "
+                   f"{no_identity} | "
                    f"{r['mediapipe']['ms_per_frame_over_maskcap_pipeline']:.2f} | "
                    f"{r['dlib']['ms_per_frame_over_maskcap_tracker']:.2f} | "
                    f"{peaks} | "
@@ -222,7 +230,8 @@ def occlusion_section(occ: dict | None, mapping: dict | None) -> list[str]:
                 f"(`.venv/bin/python -m bench.mediapipe_ibug68`, kept in `bench/results/mediapipe_to_ibug68.json`): "
                 f"for each iBUG point the mesh point closest on average to the human annotation of "
                 f"{mapping['photos_used_to_build']} landmarks68 photos. On the {mapping['photos_held_out']} held-out "
-                f"photos (every 10th name) the mapped MediaPipe points score NME {pct(mapping['held_out_nme_mean'], 2)} "
+                f"photos (every 10th name) the mapped MediaPipe points score NME "
+                f"{pct(mapping['held_out_nme_mean'], 2)} "
                 f"(median {pct(mapping['held_out_nme_median'], 2)}; inner 51 points "
                 f"{pct(mapping['held_out_nme_inner_51_mean'], 2)}): the jaw, a sliding silhouette, fits a fixed "
                 "mesh point least well. Since each tool is compared with its own reference, the map's own error "
@@ -241,8 +250,9 @@ def segmentation_section(seg: dict | None) -> list[str]:
            "| occlusion | MediaPipe face oval | maskcap, own detection | maskcap, label box | faces found: MediaPipe / "
            "maskcap's Viola-Jones |", "|---|---|---|---|---|"]
     for occlusion, r in seg["by_occlusion"].items():
-        out.append(f"| {occlusion} | {r['mediapipe_face_oval']['mean_iou']:.3f} | {r['maskcap_own_box']['mean_iou']:.3f} "
-                   f"| {r['maskcap_label_box']['mean_iou']:.3f} | {pct(r['mediapipe_face_oval']['face_found_share'], 0)} / "
+        out.append(f"| {occlusion} | {r['mediapipe_face_oval']['mean_iou']:.3f} | "
+                   f"{r['maskcap_own_box']['mean_iou']:.3f} | {r['maskcap_label_box']['mean_iou']:.3f} | "
+                   f"{pct(r['mediapipe_face_oval']['face_found_share'], 0)} / "
                    f"{pct(r['maskcap_own_box']['face_found_share'], 0)} |")
     out += ["", "Side by side (rows: clean, hand, rectangle; columns: image, label, MediaPipe oval, maskcap with its "
             "own detection): `reports/segmentation_peers_example.jpg`.", "",
@@ -263,7 +273,8 @@ def soak_section(soak: dict | None) -> list[str]:
             "| what | result | target |", "|---|---|---|",
             f"| frames tracked per second, each minute | {fps} | steady (frames the tracker cannot keep up with "
             "are dropped, as from a camera) |",
-            f"| resident memory growth after the first minute | {pct(g, 2)} ({soak['rss_mb']['after_first_minute']:.1f} "
+            f"| resident memory growth after the first minute | {pct(g, 2)} "
+            f"({soak['rss_mb']['after_first_minute']:.1f} "
             f"-> {soak['rss_mb']['end_of_run']:.1f} MB) | under 5 % |",
             f"| threads at start / end | {soak['threads']['start']} / {soak['threads']['end']} | no leak |",
             f"| open file descriptors at start / end | {soak['fds']['start']} / {soak['fds']['end']} | no leak |",

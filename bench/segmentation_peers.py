@@ -91,7 +91,8 @@ def main() -> None:
             r = report["by_occlusion"][occlusion]
             print(f"{occlusion:9s}: IoU MediaPipe oval {r['mediapipe_face_oval']['mean_iou']:.3f} "
                   f"(face in {100 * r['mediapipe_face_oval']['face_found_share']:.0f} %), maskcap own box "
-                  f"{r['maskcap_own_box']['mean_iou']:.3f} (face in {100 * r['maskcap_own_box']['face_found_share']:.0f} %), "
+                  f"{r['maskcap_own_box']['mean_iou']:.3f} "
+                  f"(face in {100 * r['maskcap_own_box']['face_found_share']:.0f} %), "
                   f"maskcap label box {r['maskcap_label_box']['mean_iou']:.3f}", flush=True)
     from core.files import write_image
     write_image(REPO_ROOT / "reports" / "segmentation_peers_example.jpg", np.vstack(example_rows))

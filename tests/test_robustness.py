@@ -6,6 +6,7 @@ The media are made here with OpenCV; the face scenarios use a real face from the
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -142,7 +143,6 @@ def test_a_damaged_video_is_refused_or_gives_a_complete_take_of_what_decodes(tmp
     if code == 2:
         assert "clip.mp4" in err and outputs(tmp_path) == []
     else:
-        import json
         assert code == 0
         take = json.loads((tmp_path / "take.json").read_text())
         assert 0 < len(take["frames"]) <= 30
@@ -210,8 +210,8 @@ def test_a_camera_that_stops_delivering_ends_the_pipeline_with_an_error_naming_i
 
 def test_a_camera_that_stops_mid_take_still_gives_a_complete_take_of_the_frames_before(monkeypatch, tmp_path,
                                                                                       capsys, no_leaks):
-    import json
     monkeypatch.setattr("core.sources.cv2.VideoCapture", StallingCapture)
+    # the CLI opens the camera with the default stall timeout: 0.3 s instead of 2 s keeps the test short
     monkeypatch.setattr("core.sources.CameraSource.__init__.__defaults__", (None, None, 0.3))
     assert track_cli(0, tmp_path, "--frames", "100") == 0
     assert "stopped delivering frames" in capsys.readouterr().err
