@@ -102,6 +102,7 @@ def track_command(args) -> int:
     sheet: list[np.ndarray] = []
     sheet_every = max(1, (limit or 240) // SHEET_TILES)
     t0 = shown = time.perf_counter()
+    finished = False  # an unexpected error leaves no half-made preview behind
     try:
         with source, tracker, Pipeline(tracker, source, live=live) as pipe:
             for frame, result in pipe.results():
@@ -121,15 +122,21 @@ def track_command(args) -> int:
                     print(f"\rtracked {len(records)}{total} frames, {rate:.1f} fps", end="", file=sys.stderr)
                 if args.frames and len(records) >= args.frames:
                     break
+        finished = True
     except KeyboardInterrupt:
+        finished = True
         print("\ninterrupted: writing what was tracked", file=sys.stderr)
     except SourceError as exc:
+        finished = True
         print(f"\nmaskcap: {exc}; writing the {len(records)} frames tracked before it", file=sys.stderr)
     finally:
         if writer is not None:
             writer.release()
             if preview_tmp is not None and preview_tmp.exists():
-                preview_tmp.replace(args.preview)
+                if finished:
+                    preview_tmp.replace(args.preview)
+                else:
+                    preview_tmp.unlink()
     if not args.quiet:
         print(file=sys.stderr)
     take = {"source": str(args.source), "fps": source.fps, "size": list(source.size),

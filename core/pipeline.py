@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .image_input import as_bgr_uint8
 from .sources import Frame, FrameSource
 from .tracker import FaceTracker, TrackResult
 
@@ -134,7 +135,9 @@ class Pipeline:
             if frame is None or frame is _END:
                 _put(self._prepared, _END, self._stop)
                 return
-            prepared = self.tracker.prepare(frame.image)
+            # a source object of the caller's may deliver gray, BGRA or wrong frames: say which
+            image = as_bgr_uint8(frame.image, f"frame {frame.index} of {self.source.name or 'the source'}")
+            prepared = self.tracker.prepare(image)
             if not _put(self._prepared, (frame, prepared), self._stop):
                 return
 

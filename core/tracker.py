@@ -117,6 +117,12 @@ def face_box_from_landmarks(points: np.ndarray) -> tuple[float, float, float, fl
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
+def _plausible_face_box(box, size) -> bool:
+    """A face box worth segmenting: finite and at most a few frames across (a tracked shape that
+    blew up otherwise asks the segmenter for a crop of millions of pixels)."""
+    return bool(np.all(np.isfinite(box)) and max(box[2], box[3]) <= 4.0 * max(size))
+
+
 class FaceTracker:
     """Tracks one face: Viola-Jones start, then segmentation and fern regression per frame."""
 
@@ -133,6 +139,7 @@ class FaceTracker:
             self._segmenter = FaceSegmenter(self.options.segmenter_path)
         self._state: ShapeState | None = None
         self._focal: float | None = None
+        self._frame_size: tuple[int, int] | None = None
         self._adapter = None
         self._adaptation_version = 0
 
@@ -171,11 +178,18 @@ class FaceTracker:
         """Face box from the last tracked shape (or a detection), and the face mask in it."""
         timings: dict[str, float] = {}
         h, w = image.shape[:2]
-        if self._focal is None:
-            self._focal = focal_from_mm(self.options.focal_mm, w)
-        state, lm, focal = self._state, self._lm, self._focal
+        state = self._state
+        if self._focal is None or self._frame_size != (w, h):
+            # first frame, or a new size (another clip, camera mode): the focal length in pixels
+            # and the kept shape were for the old size
+            self._focal, self._frame_size = focal_from_mm(self.options.focal_mm, w), (w, h)
+            self._state = state = None
+        lm, focal = self._lm, self._focal
         center = principal_point((w, h))
         start = None
+        if state is not None and not _plausible_face_box(face_box_from_landmarks(landmarks(state, lm, focal, center)),
+                                                         (w, h)):
+            self._state = state = None  # the kept shape blew up: start again from a detection
         t0 = time.perf_counter()
         if state is None:
             boxes = detect_faces(image)
@@ -230,6 +244,9 @@ class FaceTracker:
         """
         from .adaptation import IdentityAdapter
 
+        if self._adapter is not None and tuple(self._adapter.image_size) != tuple(size):
+            self._adapter.close()  # its keyframes are for another frame size
+            self._adapter = None
         if self._adapter is None:
             self._adapter = IdentityAdapter(self.model, size, self._focal)
         if confidence >= self.options.keyframe_confidence:
