@@ -230,7 +230,8 @@ def make_samples(faces, train_idx, model, args, rng) -> list[Sample]:
             else:
                 start = perturbed_start(target, other, focal, scale, rng)
             samples.append(Sample(i, f.mask, lm, focal, target, start))
-            if not args.no_occlusion:
+            # occluded copies mask a rectangle out: without masks that would mean nothing at run time
+            if not (args.no_occlusion or args.no_masks):
                 samples.append(Sample(i, occlude(f.mask, f.points, rng), lm, focal, target, start.copy()))
     return samples
 
@@ -247,7 +248,8 @@ def main() -> None:
     parser.add_argument("--focal-log-sd", type=float, default=0.25, help="sd of log(assumed / fitted focal)")
     parser.add_argument("--box-jitter", type=float, default=0.08,
                         help="sd of start box centre and size, in box sizes (Viola-Jones varies about this much)")
-    parser.add_argument("--no-masks", action="store_true", help="train on whole images (ablation)")
+    parser.add_argument("--no-masks", action="store_true",
+                        help="train on whole images, without occluded copies (ablation: plain DDE)")
     parser.add_argument("--masks-dir", type=Path, default=BUILD_DIR / "landmarks68_cnn_masks",
                         help="face masks of the landmarks68 images: made by the segmenter, as at run time "
                              "(training.segment_landmarks68, the default) or rendered from the fits "
@@ -297,7 +299,7 @@ def main() -> None:
 
     meta = {"stages": args.stages, "ferns": args.ferns, "depth": args.depth, "features": args.features,
             "masks": {s.name: s.masks.name for s in sources} if not args.no_masks else None,
-            "occlusion_augmentation": not args.no_occlusion,
+            "occlusion_augmentation": not (args.no_occlusion or args.no_masks),
             "identity_sd": args.identity_sd, "focal_log_sd": args.focal_log_sd, "box_jitter": args.box_jitter,
             "trained_on": "; ".join(s.terms for s in sources), "faces": counts,
             "q_layout": "omega(3), a*f/s, b*f/s, c, x(46), D/s (136); s = landmark RMS spread in pixels"}
