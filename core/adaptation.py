@@ -4,6 +4,8 @@ The tracker offers each confident frame's landmarks; a frame becomes a keyframe 
 pose or expression is new compared with those kept. Every few new keyframes a worker thread
 solves one identity u and focal f for all of them (fit_identity_focal) and publishes the result;
 the tracker swaps it in between frames. The worker is daemon-free and ends on close().
+With synchronous=True the solve runs inline in offer() instead, at the same keyframes, so that
+the same frames always give the same result (offline bakes).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ class IdentityAdapter:
     """Collects keyframes and solves Eq. 3 in the background; `latest()` is thread-safe."""
 
     def __init__(self, model: FaceModel, image_size: tuple[int, int], focal_prior_px: float,
-                 options: AdaptationOptions | None = None):
+                 options: AdaptationOptions | None = None, synchronous: bool = False):
         self.model = model
         self.image_size = image_size
         self.focal_prior_px = float(focal_prior_px)
@@ -51,12 +53,14 @@ class IdentityAdapter:
         self._lock = threading.Lock()
         self._latest: Adaptation | None = None
         self._version = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
+        self.synchronous = synchronous
+        self._executor = None if synchronous else ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
         self._pending: Future | None = None
+        self._closed = False
 
     def offer(self, landmarks: np.ndarray, rotation: np.ndarray, expression: np.ndarray) -> bool:
         """Consider a tracked frame; returns True when it was kept as a keyframe."""
-        if self._executor is None:
+        if self._closed:
             return False
         if not self._is_novel(rotation, expression):
             return False
@@ -70,7 +74,10 @@ class IdentityAdapter:
         if enough and due and (self._pending is None or self._pending.done()):
             self._since_solve = 0
             frames = [k[0] for k in self._keyframes]
-            self._pending = self._executor.submit(self._solve, frames)
+            if self.synchronous:
+                self._solve(frames)
+            else:
+                self._pending = self._executor.submit(self._solve, frames)
         return True
 
     def latest(self) -> Adaptation | None:
@@ -85,6 +92,7 @@ class IdentityAdapter:
         return self.latest()
 
     def close(self) -> None:
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
