@@ -29,6 +29,10 @@ class AdaptationOptions:
     # Tracked landmarks are noisier than annotated ones: stronger priors than a single fit's keep
     # identity and focal from chasing that noise.
     fit: FitOptions = FitOptions(alternations=3, identity_prior=3e-3, focal_prior=2e-2)
+    # Synchronous mode only: frames offered between two solves. The worker is held back by each
+    # solve's own duration (a second or more); inline solves need a count instead, or a lively
+    # clip (a new keyframe every few frames) would solve every few frames.
+    synchronous_solve_spacing: int = 25
 
 
 @dataclass
@@ -57,11 +61,13 @@ class IdentityAdapter:
         self._executor = None if synchronous else ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
         self._pending: Future | None = None
         self._closed = False
+        self._offers_since_solve = 0
 
     def offer(self, landmarks: np.ndarray, rotation: np.ndarray, expression: np.ndarray) -> bool:
         """Consider a tracked frame; returns True when it was kept as a keyframe."""
         if self._closed:
             return False
+        self._offers_since_solve += 1
         if not self._is_novel(rotation, expression):
             return False
         entry = (np.array(landmarks, np.float64), np.array(rotation, np.float64), np.array(expression, np.float64))
@@ -71,8 +77,12 @@ class IdentityAdapter:
         self._since_solve += 1
         enough = len(self._keyframes) >= self.options.min_keyframes
         due = self._latest is None or self._since_solve >= self.options.solve_every
+        if self.synchronous:
+            due = due and (self._latest is None or
+                           self._offers_since_solve >= self.options.synchronous_solve_spacing)
         if enough and due and (self._pending is None or self._pending.done()):
             self._since_solve = 0
+            self._offers_since_solve = 0
             frames = [k[0] for k in self._keyframes]
             if self.synchronous:
                 self._solve(frames)

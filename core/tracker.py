@@ -55,7 +55,7 @@ class TrackerOptions:
     use_segmentation: bool = True
     focal_mm: float = 50.0
     image_passes: int = 1
-    image_starts: int = 1                # start boxes for a still photo (scaled about the detection)
+    image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
     image_resegment: bool = False        # segment a still photo again around its first result, regress again
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking

@@ -89,3 +89,16 @@ def test_a_synchronous_adapter_solves_inline_at_the_keyframe_that_makes_a_solve_
         assert not any(t.name.startswith("maskcap-identity") for t in threading.enumerate())
     assert result is not None and result.keyframes == 3 and result.version == 1
 
+
+
+def test_synchronous_solves_after_the_first_wait_for_the_spacing_in_offered_frames(model):
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, synchronous_solve_spacing=3,
+                                fit=FitOptions(alternations=1))
+    versions = []
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        for f in frames:
+            assert adapter.offer(*f)
+            latest = adapter.latest()
+            versions.append(latest.version if latest else None)
+    assert versions == [None, None, 1, 1, 1, 2]

@@ -7,7 +7,7 @@ reference face (placed with a little seeded jitter), 10 % to 60 % of the face bo
 height, and the clip is tracked again; the error is the mean landmark distance to the reference
 (normalised by the reference's outer-eye-corner distance) and the mean absolute difference of
 the 46 blendshape weights. With --synchronous-adaptation identity and focal are solved inline,
-so a rerun gives the same figures (several times slower: every due solve runs). Writes
+so a rerun gives the same figures. Writes
 reports/occlusion_<clip>_<variant>.json.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--displacement-carry", type=float, default=None,
                         help="share of D a frame starts from (default: the tracker's)")
     parser.add_argument("--synchronous-adaptation", action="store_true",
-                        help="solve identity and focal inline: repeatable figures, several times slower")
+                        help="solve identity and focal inline: repeatable figures")
     parser.add_argument("--reference-only", action="store_true", help="only the unoccluded track and its steadiness")
     args = parser.parse_args()
     with open_source(require_data("videos") / f"{args.clip}.mp4") as source:
