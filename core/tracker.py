@@ -118,6 +118,8 @@ STILL_START_SCALES = (1.0, 0.9, 1.1, 0.8, 1.2)
 
 
 def _start_boxes(box, count: int) -> list[tuple[float, float, float, float]]:
+    if not 1 <= count <= len(STILL_START_SCALES):
+        raise ValueError(f"image_starts must be 1 to {len(STILL_START_SCALES)}, got {count}")
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     return [(cx - w * k / 2, cy - h * k / 2, w * k, h * k) for k in STILL_START_SCALES[:count]]
@@ -186,7 +188,7 @@ class FaceTracker:
 
     def _regress_still(self, frame: "PreparedFrame") -> TrackResult:
         passes = self.options.image_passes
-        if frame.start_box is None or self.options.image_starts <= 1:
+        if frame.start_box is None or self.options.image_starts == 1:
             return self.regress(frame, passes=passes, keep=False)
         results = [self.regress(replace(frame, start_box=box), passes=passes, keep=False)
                    for box in _start_boxes(frame.start_box, self.options.image_starts)]

@@ -121,3 +121,14 @@ def test_synchronous_adaptation_gives_the_same_take_twice_on_a_clip():
             assert np.array_equal(a.landmarks, b.landmarks)
             assert np.array_equal(a.blendshapes, b.blendshapes)
             assert a.focal == b.focal and np.array_equal(a.identity, b.identity)
+
+
+def test_still_photo_start_boxes_share_the_detections_centre_and_scale_its_size():
+    from core.tracker import _start_boxes
+
+    boxes = _start_boxes((100.0, 50.0, 80.0, 80.0), 5)
+    assert boxes[0] == (100.0, 50.0, 80.0, 80.0)
+    assert sorted(round(w) for _, _, w, _ in boxes) == [64, 72, 80, 88, 96]
+    assert all(np.isclose(x + w / 2, 140.0) and np.isclose(y + h / 2, 90.0) for x, y, w, h in boxes)
+    with pytest.raises(ValueError, match="image_starts"):
+        _start_boxes((0, 0, 10, 10), 9)
