@@ -4,6 +4,8 @@ The tracker offers each confident frame's landmarks; a frame becomes a keyframe 
 pose or expression is new compared with those kept. Every few new keyframes a worker thread
 solves one identity u and focal f for all of them (fit_identity_focal) and publishes the result;
 the tracker swaps it in between frames. The worker is daemon-free and ends on close().
+With synchronous=True the solve runs inline in offer() instead, at the same keyframes, so that
+the same frames always give the same result (offline bakes).
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ class AdaptationOptions:
     # Tracked landmarks are noisier than annotated ones: stronger priors than a single fit's keep
     # identity and focal from chasing that noise.
     fit: FitOptions = FitOptions(alternations=3, identity_prior=3e-3, focal_prior=2e-2)
+    # Synchronous mode only: frames offered between two solves. The worker is held back by each
+    # solve's own duration (a second or more); inline solves need a count instead, or a lively
+    # clip (a new keyframe every few frames) would solve every few frames.
+    synchronous_solve_spacing: int = 25
 
 
 @dataclass
@@ -41,7 +47,7 @@ class IdentityAdapter:
     """Collects keyframes and solves Eq. 3 in the background; `latest()` is thread-safe."""
 
     def __init__(self, model: FaceModel, image_size: tuple[int, int], focal_prior_px: float,
-                 options: AdaptationOptions | None = None):
+                 options: AdaptationOptions | None = None, synchronous: bool = False):
         self.model = model
         self.image_size = image_size
         self.focal_prior_px = float(focal_prior_px)
@@ -51,13 +57,17 @@ class IdentityAdapter:
         self._lock = threading.Lock()
         self._latest: Adaptation | None = None
         self._version = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
+        self.synchronous = synchronous
+        self._executor = None if synchronous else ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
         self._pending: Future | None = None
+        self._closed = False
+        self._offers_since_solve = 0
 
     def offer(self, landmarks: np.ndarray, rotation: np.ndarray, expression: np.ndarray) -> bool:
         """Consider a tracked frame; returns True when it was kept as a keyframe."""
-        if self._executor is None:
+        if self._closed:
             return False
+        self._offers_since_solve += 1
         if not self._is_novel(rotation, expression):
             return False
         entry = (np.array(landmarks, np.float64), np.array(rotation, np.float64), np.array(expression, np.float64))
@@ -67,10 +77,17 @@ class IdentityAdapter:
         self._since_solve += 1
         enough = len(self._keyframes) >= self.options.min_keyframes
         due = self._latest is None or self._since_solve >= self.options.solve_every
+        if self.synchronous:
+            due = due and (self._latest is None or
+                           self._offers_since_solve >= self.options.synchronous_solve_spacing)
         if enough and due and (self._pending is None or self._pending.done()):
             self._since_solve = 0
+            self._offers_since_solve = 0
             frames = [k[0] for k in self._keyframes]
-            self._pending = self._executor.submit(self._solve, frames)
+            if self.synchronous:
+                self._solve(frames)
+            else:
+                self._pending = self._executor.submit(self._solve, frames)
         return True
 
     def latest(self) -> Adaptation | None:
@@ -85,6 +102,7 @@ class IdentityAdapter:
         return self.latest()
 
     def close(self) -> None:
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None

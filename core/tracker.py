@@ -10,7 +10,7 @@ regression of consecutive frames builds on it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -46,7 +46,8 @@ def default_regressor_path() -> Path:
 @dataclass
 class TrackerOptions:
     """How FaceTracker runs. focal_mm: the camera's 35 mm-equivalent focal length until the
-    identity/focal adaptation knows better. image_passes: regression passes for a still photo."""
+    identity/focal adaptation knows better. image_passes, image_starts, image_resegment: how a
+    still photo is regressed (see FaceTracker.track_image)."""
 
     regressor_path: str | Path | None = None
     face_model_path: str | Path | None = None
@@ -54,10 +55,15 @@ class TrackerOptions:
     use_segmentation: bool = True
     focal_mm: float = 50.0
     image_passes: int = 1
+    image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
+    image_resegment: bool = False        # segment a still photo again around its first result, regress again
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
     displacement_carry: float = 0.5      # share of the 2D displacements D a frame starts from
+    # solve identity and focal inline at the same keyframes instead of on a worker thread: slower
+    # frames when a solve is due, but the same clip always gives the same take (offline bakes)
+    synchronous_adaptation: bool = False
 
 
 @dataclass
@@ -104,6 +110,19 @@ def landmark_box_from_detection(box) -> tuple[float, float, float, float]:
     cx = x + w / 2 + DETECTION_TO_LANDMARKS["dx"] * w
     cy = y + h / 2 + DETECTION_TO_LANDMARKS["dy"] * w
     return (cx - size / 2, cy - size / 2, size, size)
+
+
+# Start boxes for a still photo: the detection's landmark box, then smaller and larger ones
+# (Viola-Jones boxes vary in size by about this much; see DETECTION_TO_LANDMARKS).
+STILL_START_SCALES = (1.0, 0.9, 1.1, 0.8, 1.2)
+
+
+def _start_boxes(box, count: int) -> list[tuple[float, float, float, float]]:
+    if not 1 <= count <= len(STILL_START_SCALES):
+        raise ValueError(f"image_starts must be 1 to {len(STILL_START_SCALES)}, got {count}")
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    return [(cx - w * k / 2, cy - h * k / 2, w * k, h * k) for k in STILL_START_SCALES[:count]]
 
 
 def face_box_from_landmarks(points: np.ndarray) -> tuple[float, float, float, float]:
@@ -154,15 +173,35 @@ class FaceTracker:
         return self._track(image, passes=1, keep=True, mask=_check_mask(mask, image.shape))
 
     def track_image(self, image, mask=None) -> TrackResult:
-        """A still photo: detect, then regress image_passes times; no state is kept."""
+        """A still photo: detect, then regress image_passes times from each of image_starts boxes
+        and keep the result closest to the others; with image_resegment, segment again in the
+        face box of that result and regress once more. No state is kept."""
         image = as_bgr_uint8(image, "image")
         mask = _check_mask(mask, image.shape)
         saved = self._state, self._focal, self._lm
         self._state, self._focal, self._lm = None, None, self._mean_lm  # a photo may be anyone
         try:
-            return self._track(image, passes=self.options.image_passes, keep=False, mask=mask)
+            frame = self.prepare(image, mask)
+            result = self._regress_still(frame)
+            if (self.options.image_resegment and result.landmarks is not None and mask is None
+                    and self._segmenter is not None):
+                t0 = time.perf_counter()
+                frame.mask = self._segment(image, face_box_from_landmarks(result.landmarks))
+                frame.timings["resegmentation_ms"] = (time.perf_counter() - t0) * 1000
+                result = self._regress_still(frame)
+            return result
         finally:
             self._state, self._focal, self._lm = saved
+
+    def _regress_still(self, frame: "PreparedFrame") -> TrackResult:
+        passes = self.options.image_passes
+        if frame.start_box is None or self.options.image_starts == 1:
+            return self.regress(frame, passes=passes, keep=False)
+        results = [self.regress(replace(frame, start_box=box), passes=passes, keep=False)
+                   for box in _start_boxes(frame.start_box, self.options.image_starts)]
+        points = np.stack([r.landmarks for r in results])
+        spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
+        return results[int(np.argmin(spread))]
 
     def reset(self) -> None:
         """Forget the face (the next frame starts from a detection); identity and focal stay."""
@@ -248,7 +287,8 @@ class FaceTracker:
             self._adapter.close()  # its keyframes are for another frame size
             self._adapter = None
         if self._adapter is None:
-            self._adapter = IdentityAdapter(self.model, size, self._focal)
+            self._adapter = IdentityAdapter(self.model, size, self._focal,
+                                            synchronous=self.options.synchronous_adaptation)
         if confidence >= self.options.keyframe_confidence:
             self._adapter.offer(points, state.rotation, state.expression)
         latest = self._adapter.latest()

@@ -72,3 +72,33 @@ def test_close_ends_the_worker_and_later_offers_are_ignored(model):
     assert not any(t.name.startswith("maskcap-identity") for t in threading.enumerate())
     frame = _frames(model, None, 800.0, [(0, None)])[0]
     assert adapter.offer(*frame) is False
+
+
+def test_a_synchronous_adapter_solves_inline_at_the_keyframe_that_makes_a_solve_due(model):
+    rng = np.random.default_rng(3)
+    identity = np.clip(rng.normal(0, 1, model.num_identity), -2, 2)
+    poses = [(-30, None), (0, "JawOpen"), (25, "MouthSmile_L")]
+    frames = _frames(model, identity, 1000.0, poses)
+    options = AdaptationOptions(min_keyframes=3, fit=FitOptions(alternations=2))
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        for f in frames[:2]:
+            adapter.offer(*f)
+        assert adapter.latest() is None
+        adapter.offer(*frames[2])
+        result = adapter.latest()  # no wait: the solve ran inside offer()
+        assert not any(t.name.startswith("maskcap-identity") for t in threading.enumerate())
+    assert result is not None and result.keyframes == 3 and result.version == 1
+
+
+
+def test_synchronous_solves_after_the_first_wait_for_the_spacing_in_offered_frames(model):
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, synchronous_solve_spacing=3,
+                                fit=FitOptions(alternations=1))
+    versions = []
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        for f in frames:
+            assert adapter.offer(*f)
+            latest = adapter.latest()
+            versions.append(latest.version if latest else None)
+    assert versions == [None, None, 1, 1, 1, 2]

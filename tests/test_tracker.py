@@ -96,3 +96,39 @@ def test_a_frame_starts_from_half_of_the_previous_displacements():
         without_d.displacements[:] = 0.0
         expected = landmarks(without_d, t._lm, 300.0, np.array([99.5, 99.5])) + 2.0
         assert np.allclose(result.landmarks, expected)
+
+
+def _track_clip(frames, options):
+    with FaceTracker(options) as tracker:
+        results = [tracker.track(f) for f in frames]
+        return results, tracker._adaptation_version
+
+
+def test_synchronous_adaptation_gives_the_same_take_twice_on_a_clip():
+    """An offline bake (sequential tracking, Eq. 3 solved inline) is repeatable to the bit,
+    including the frames after a new identity and focal length were swapped in."""
+    from core.sources import open_source
+
+    clip = data_or_skip("videos") / "webcam_talking.mp4"
+    with open_source(clip) as source:
+        frames = [f.image for _, f in zip(range(60), source)]
+    options = TrackerOptions(synchronous_adaptation=True)
+    (first, solves), (second, _) = _track_clip(frames, options), _track_clip(frames, options)
+    assert solves >= 1, "the clip should give enough keyframes for at least one identity/focal solve"
+    assert [r.ok for r in first] == [r.ok for r in second] and sum(r.ok for r in first) > 40
+    for a, b in zip(first, second):
+        if a.ok:
+            assert np.array_equal(a.landmarks, b.landmarks)
+            assert np.array_equal(a.blendshapes, b.blendshapes)
+            assert a.focal == b.focal and np.array_equal(a.identity, b.identity)
+
+
+def test_still_photo_start_boxes_share_the_detections_centre_and_scale_its_size():
+    from core.tracker import _start_boxes
+
+    boxes = _start_boxes((100.0, 50.0, 80.0, 80.0), 5)
+    assert boxes[0] == (100.0, 50.0, 80.0, 80.0)
+    assert sorted(round(w) for _, _, w, _ in boxes) == [64, 72, 80, 88, 96]
+    assert all(np.isclose(x + w / 2, 140.0) and np.isclose(y + h / 2, 90.0) for x, y, w, h in boxes)
+    with pytest.raises(ValueError, match="image_starts"):
+        _start_boxes((0, 0, 10, 10), 9)

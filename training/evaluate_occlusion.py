@@ -6,7 +6,9 @@ The unoccluded track of a clip is the reference. Then every frame gets a grey bo
 reference face (placed with a little seeded jitter), 10 % to 60 % of the face box in width and
 height, and the clip is tracked again; the error is the mean landmark distance to the reference
 (normalised by the reference's outer-eye-corner distance) and the mean absolute difference of
-the 46 blendshape weights. Writes reports/occlusion_<clip>_<variant>.json.
+the 46 blendshape weights. With --synchronous-adaptation identity and focal are solved inline,
+so a rerun gives the same figures. Writes
+reports/occlusion_<clip>_<variant>.json.
 """
 from __future__ import annotations
 
@@ -53,17 +55,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--displacement-carry", type=float, default=None,
                         help="share of D a frame starts from (default: the tracker's)")
+    parser.add_argument("--synchronous-adaptation", action="store_true",
+                        help="solve identity and focal inline: repeatable figures")
     parser.add_argument("--reference-only", action="store_true", help="only the unoccluded track and its steadiness")
     args = parser.parse_args()
     with open_source(require_data("videos") / f"{args.clip}.mp4") as source:
         frames = [f.image for _, f in zip(range(args.frames), source)]
-    options = TrackerOptions(regressor_path=args.regressor, use_segmentation=not args.no_masks)
+    options = TrackerOptions(regressor_path=args.regressor, use_segmentation=not args.no_masks,
+                             synchronous_adaptation=args.synchronous_adaptation)
     if args.displacement_carry is not None:
         options.displacement_carry = args.displacement_carry
     reference = track(frames, options)
     usable = [i for i, r in enumerate(reference) if r.ok]
     io = [np.linalg.norm(reference[i].landmarks[36] - reference[i].landmarks[45]) for i in usable]
     report = {"clip": args.clip, "frames": len(frames), "reference_tracked": len(usable),
+              "regressor": str(args.regressor or "models/regressor.npz"), "masks": not args.no_masks,
+              "synchronous_adaptation": args.synchronous_adaptation,
               # steadiness: spread of the outer-eye-corner distance over the unoccluded track
               # (small for a clip where the head stays at one distance)
               "reference_interocular_cv": float(np.std(io) / np.mean(io)) if io else None,

@@ -1,6 +1,7 @@
 """track_image accuracy on our held-out landmarks68 faces (every 10th by sorted file name).
 
-Run: .venv/bin/python -m training.evaluate_tracker [--no-segmentation] [--passes N]
+Run: .venv/bin/python -m training.evaluate_tracker [--no-segmentation] [--passes N] [--starts N]
+     [--resegment] [--regressor FILE]
 Prints and writes reports/tracker_landmarks68.json: detection rate, and the normalised mean
 error (mean point distance / outer-eye-corner distance) of the detected faces.
 """
@@ -33,14 +34,19 @@ def main() -> None:
     parser.add_argument("--oracle-masks", action="store_true",
                         help="use the face-region masks rendered from the fits (build/landmarks68_masks) "
                              "instead of the segmenter: what the regressor does with perfect masks")
-    parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--passes", type=int, default=None, help="regression passes (default: the tracker's)")
+    parser.add_argument("--starts", type=int, default=None, help="start boxes per photo (default: the tracker's)")
+    parser.add_argument("--resegment", action=argparse.BooleanOptionalAction, default=None,
+                        help="segment again around the first result and regress again (default: the tracker's)")
     parser.add_argument("--regressor", type=Path, default=None, help="a regressor file other than models/regressor.npz")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
     args = parser.parse_args()
     root = require_data("landmarks68")
     samples = held_out_samples(load_samples())
-    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), image_passes=args.passes,
-                          regressor_path=args.regressor)
+    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), regressor_path=args.regressor)
+    for name, value in (("image_passes", args.passes), ("image_starts", args.starts), ("image_resegment", args.resegment)):
+        if value is not None:
+            setattr(opts, name, value)
     errors, times, missed = [], [], []
     with FaceTracker(opts) as tracker:
         for s in samples:
@@ -59,7 +65,8 @@ def main() -> None:
               "nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
               "nme_p90": float(np.percentile(errors, 90)), "ms_median": float(np.median(times)),
               "masks": "oracle" if args.oracle_masks else ("none" if args.no_segmentation else "segmenter"),
-              "passes": args.passes}
+              "passes": opts.image_passes, "starts": opts.image_starts, "resegment": opts.image_resegment,
+              "regressor": str(args.regressor or "models/regressor.npz")}
     write_text(args.out, json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "missed"}, indent=2))
 

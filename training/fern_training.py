@@ -11,20 +11,36 @@ import numpy as np
 from core.regressor import fern_bins
 
 
-def select_pair(values: np.ndarray, centred: np.ndarray, cov: np.ndarray, target: np.ndarray) -> tuple[int, int]:
-    """argmax over pairs (i, j) of corr(target, values_i - values_j).
+class PairSelector:
+    """argmax over pairs (i, j) of corr(target, values_i - values_j), for many targets.
 
-    centred: values minus column means; cov: (P, P) covariance of the features.
+    The spread of every pair difference depends on the features only, so it is computed once
+    per stage; each target then costs one (N, P) product and a (P, P) scan.
     """
-    y = target - target.mean()
-    cov_y = centred.T @ y / len(y)                               # (P,)
-    var = np.diag(cov)
-    num = cov_y[:, None] - cov_y[None, :]
-    den = var[:, None] + var[None, :] - 2.0 * cov
-    corr = np.where(den > 1e-9, num / np.sqrt(np.maximum(den, 1e-9)), -np.inf)
-    np.fill_diagonal(corr, -np.inf)
-    i, j = np.unravel_index(np.argmax(corr), corr.shape)
-    return int(i), int(j)
+
+    def __init__(self, values: np.ndarray):
+        # float64 once: a float32 matrix would be converted on every product
+        self.centred = (values - values.mean(0)).astype(np.float64)
+        cov = (self.centred.T @ self.centred) / len(values)
+        var = np.diag(cov)
+        den = var[:, None] + var[None, :] - 2.0 * cov
+        valid = den > 1e-9
+        np.fill_diagonal(valid, False)
+        self.inv_spread = np.where(valid, 1.0 / np.sqrt(np.maximum(den, 1e-9)), 0.0)
+        self.invalid = np.where(valid, 0.0, -np.inf)
+
+    def select(self, target: np.ndarray) -> tuple[int, int]:
+        cov_y = self.centred.T @ (target - target.mean()) / len(target)  # (P,)
+        corr = (cov_y[:, None] - cov_y[None, :]) * self.inv_spread + self.invalid
+        i, j = np.unravel_index(np.argmax(corr), corr.shape)
+        return int(i), int(j)
+
+
+def bin_means(bins: np.ndarray, residuals: np.ndarray, count: int, beta: float) -> np.ndarray:
+    """Shrunk mean residual per bin, sum / (count + beta); a one-hot product is many times
+    faster than np.add.at over (N, D) residuals."""
+    one_hot = (bins[None, :] == np.arange(count)[:, None]).astype(residuals.dtype)
+    return (one_hot @ residuals) / (one_hot.sum(1)[:, None] + beta)
 
 
 def train_ferns(values: np.ndarray, residuals: np.ndarray, count: int, depth: int, rng: np.random.Generator,
@@ -35,29 +51,21 @@ def train_ferns(values: np.ndarray, residuals: np.ndarray, count: int, depth: in
     Ferns are trained in sequence, each on what the ones before left unexplained.
     """
     values = np.ascontiguousarray(values, np.float32)
-    n, p = values.shape
     d = residuals.shape[1]
     scale = np.ones(d) if dim_scale is None else dim_scale
-    centred = values - values.mean(0)
-    cov = (centred.T @ centred) / n
+    selector = PairSelector(values)
     remaining = residuals.astype(np.float64).copy()
-    prediction = np.zeros_like(remaining)
     pairs = np.zeros((count, depth, 2), np.int32)
     thresholds = np.zeros((count, depth), np.float32)
     outputs = np.zeros((count, 2 ** depth, d), np.float32)
     for k in range(count):
         for level in range(depth):
             direction = rng.normal(size=d) / scale
-            i, j = select_pair(values, centred, cov, remaining @ direction)
+            i, j = selector.select(remaining @ direction)
             diff = values[:, i] - values[:, j]
             pairs[k, level] = i, j
             thresholds[k, level] = np.percentile(diff, rng.uniform(25.0, 75.0))
         bins = fern_bins(values, pairs[k], thresholds[k])
-        counts = np.bincount(bins, minlength=2 ** depth).astype(np.float64)
-        sums = np.zeros((2 ** depth, d))
-        np.add.at(sums, bins, remaining)
-        outputs[k] = sums / (counts[:, None] + beta)
-        step = outputs[k][bins]
-        remaining -= step
-        prediction += step
-    return pairs, thresholds, outputs, prediction
+        outputs[k] = bin_means(bins, remaining, 2 ** depth, beta)
+        remaining -= outputs[k][bins]
+    return pairs, thresholds, outputs, residuals - remaining

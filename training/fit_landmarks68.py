@@ -27,6 +27,7 @@ from core.fitting import FitResult, fit_landmarks
 from .paths import BUILD_DIR, require_data
 
 OUTER_EYE_CORNERS = (36, 45)
+IMAGE_SIZE = (256, 256)  # landmarks68 crops (SOURCE.md)
 
 
 @dataclass
@@ -75,7 +76,7 @@ def normalised_error(fit: FitResult, landmarks: np.ndarray) -> float:
 def _fit_one(sample: Sample) -> dict:
     model = load_face_model()
     t0 = time.perf_counter()
-    fit = fit_landmarks(model, sample.landmarks, (256, 256), focal_px=sample.focal_prior_px)
+    fit = fit_landmarks(model, sample.landmarks, IMAGE_SIZE, focal_px=sample.focal_prior_px)
     ms = (time.perf_counter() - t0) * 1000
     return {"fit": fit, "nme": normalised_error(fit, sample.landmarks), "ms": ms}
 
@@ -103,7 +104,10 @@ def gallery(samples: list[Sample], fits: list[FitResult], out: Path, count: int 
     write_image(out, np.vstack(rows))
 
 
-def save_targets(samples: list[Sample], fits: list[FitResult], out: Path) -> None:
+def save_targets(samples: list[Sample], fits: list[FitResult], out: Path, image_size: tuple[int, int],
+                 **extra: np.ndarray) -> None:
+    """The regressor's training targets (R, t, x, u, f, D per image) of images of image_size
+    (width, height), plus any extra per-image arrays."""
     arrays = {
         "files": np.array([s.file for s in samples]),
         "landmarks": np.stack([s.landmarks for s in samples]).astype(np.float32),
@@ -114,7 +118,8 @@ def save_targets(samples: list[Sample], fits: list[FitResult], out: Path) -> Non
         "focal_px": np.array([f.focal_px for f in fits], np.float32),
         "displacements": np.stack([f.displacements for f in fits]).astype(np.float32),
         "vertex_ids": np.stack([f.vertex_ids for f in fits]),
-        "image_size": np.array([256, 256]),
+        "image_size": np.array(image_size),
+        **extra,
     }
     write_npz(out, **arrays)
 
@@ -144,7 +149,7 @@ def main() -> None:
         "nme_by_subset": {s: float(nme[subsets == s].mean()) for s in np.unique(subsets)},
         "fit_ms_median_in_pool": float(np.median([r["ms"] for r in results])),
     }
-    save_targets(samples, fits, args.out / "landmarks68_fits.npz")
+    save_targets(samples, fits, args.out / "landmarks68_fits.npz", IMAGE_SIZE)
     write_text(args.out / "landmarks68_fits.json", json.dumps(
         {"summary": summary, "per_image": [{"file": s.file, "nme": float(e)} for s, e in zip(samples, nme)]}, indent=1))
     gallery(samples, fits, args.out / "landmarks68_gallery.jpg")

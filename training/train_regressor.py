@@ -1,10 +1,13 @@
-"""Train the DDE fern cascade on the landmarks68 fits (paper §5 "Training").
+"""Train the DDE fern cascade on face-model fits of annotated faces (paper §5 "Training").
 
-Run (after training.fit_landmarks68 and training.landmarks68_masks):
-    .venv/bin/python -m training.train_regressor [--stages 10 --ferns 256 --depth 4]
-Holds out every 10th face (by sorted file name) for validation, trains on masked faces with
-one occlusion-augmented copy each, writes models/regressor.npz and
-training/logs/regressor/{log.json, curve.png}.
+Run (after training.fit_landmarks68 and training.segment_landmarks68):
+    .venv/bin/python -m training.train_regressor --masks-dir build/landmarks68_cnn_masks \
+        [--source lfw_unlabeled] [--stages 10 --ferns 256 --depth 4]
+Faces come from one or more sources, each with its images, its fits (training.fit_landmarks68.
+save_targets arrays) and its face masks: landmarks68 always, with every 10th face (by sorted file
+name) held out for validation; lfw_unlabeled adds the dlib-teacher-labelled LFW faces
+(training/teachers/README.md), all for training. Trains on masked faces with one
+occlusion-augmented copy each, writes models/regressor.npz and training/logs/regressor/{log.json, curve.png}.
 """
 from __future__ import annotations
 
@@ -29,9 +32,42 @@ from .fern_training import train_ferns
 from .fit_landmarks68 import held_out, point_error
 from .paths import BUILD_DIR, REPO_ROOT, require_data
 
-IMAGE_SIZE = (256, 256)
-CENTER = principal_point(IMAGE_SIZE)
-MIN_FOCAL_PX = 200.0  # about 28 mm equivalent on a 256-pixel crop
+MIN_FOCAL_PX = 200.0  # about 28 mm equivalent of a 256-pixel landmarks68 crop or a 250-pixel LFW frame
+
+
+@dataclass(frozen=True)
+class FaceSource:
+    """Training faces of one data set: an image folder, the fits of its landmarks, face masks."""
+
+    name: str
+    images: Path
+    fits: Path       # arrays of training.fit_landmarks68.save_targets
+    masks: Path      # <image stem>.png, 255 = face
+    terms: str
+    validation: bool = False  # hold out every 10th face for validation (only landmarks68)
+
+
+def landmarks68_source(masks_dir: Path) -> FaceSource:
+    return FaceSource("landmarks68", require_data("landmarks68"), BUILD_DIR / "landmarks68_fits.npz", masks_dir,
+                      "landmarks68 train (300-W AFW + HELEN; research use only), every 10th face held out", True)
+
+
+def lfw_unlabeled_source() -> FaceSource:
+    return FaceSource("lfw_unlabeled", require_data("lfw_unlabeled"), BUILD_DIR / "teachers" / "lfw_unlabeled_fits.npz",
+                      BUILD_DIR / "teachers" / "lfw_unlabeled_cnn_masks",
+                      "lfw_unlabeled (LFW; research use) with dlib-teacher landmarks (dlib's model learnt from "
+                      "iBUG 300-W: research use only)")
+
+
+def parse_source(spec: str) -> FaceSource:
+    """`lfw_unlabeled`, or `name:images:fits.npz:masks` for any other labelled folder."""
+    if spec == "lfw_unlabeled":
+        return lfw_unlabeled_source()
+    parts = spec.split(":")
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"source {spec!r}: give lfw_unlabeled or name:images:fits.npz:masks")
+    name, images, fits, masks = parts
+    return FaceSource(name, Path(images), Path(fits), Path(masks), f"{name} (see its terms)")
 
 
 @dataclass
@@ -41,6 +77,7 @@ class Face:
     truth: ShapeState       # the fitted R, t, x (D is set per sample by target_for)
     focal: float
     points: np.ndarray      # annotated landmarks
+    center: np.ndarray      # principal point of the image, pixels
 
 
 def mean_shape_unit(lm: LandmarkModel) -> np.ndarray:
@@ -50,12 +87,12 @@ def mean_shape_unit(lm: LandmarkModel) -> np.ndarray:
     return p / p.max()
 
 
-def box_start(lm: LandmarkModel, points: np.ndarray, focal: float, rng: np.random.Generator, jitter=0.05) -> ShapeState:
+def box_start(lm: LandmarkModel, face: Face, focal: float, rng: np.random.Generator, jitter=0.05) -> ShapeState:
     """The mean face placed in a (jittered) box of the annotated points, as a detector would."""
-    lo, hi = points.min(0), points.max(0)
+    lo, hi = face.points.min(0), face.points.max(0)
     size = (hi - lo).max() * (1 + rng.normal(0, jitter))
     centre = (lo + hi) / 2 + rng.normal(0, jitter, 2) * size
-    return mean_face_in_box(lm, (centre[0] - size / 2, centre[1] - size / 2, size, size), focal, CENTER)
+    return mean_face_in_box(lm, (centre[0] - size / 2, centre[1] - size / 2, size, size), focal, face.center)
 
 
 def perturbed_start(truth: ShapeState, other: ShapeState, focal: float, scale: float, rng) -> ShapeState:
@@ -84,32 +121,49 @@ def occlude(mask: np.ndarray, points: np.ndarray, rng) -> np.ndarray:
     return out
 
 
-def load_faces(lm: LandmarkModel, fits_path: Path, masks_dir: Path, use_masks: bool):
-    root = require_data("landmarks68")
-    fits = dict(np.load(fits_path))
+def load_faces(source: FaceSource, use_masks: bool) -> tuple[list[Face], list[str]]:
+    """The faces of a source with their fits and (when use_masks) their face masks."""
+    if not source.fits.is_file():
+        raise FileNotFoundError(f"{source.fits} missing: fit the {source.name} landmarks first "
+                                "(training.fit_landmarks68, or training.teachers.fit_teacher_labels)")
+    fits = dict(np.load(source.fits))
+    width, height = (int(v) for v in fits["image_size"])
     faces, names = [], []
     for i, name in enumerate(fits["files"]):
-        gray = cv2.imread(str(root / str(name)), cv2.IMREAD_GRAYSCALE)
-        mask_path = masks_dir / (Path(str(name)).stem + ".png")
+        path = source.images / str(name)
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise FileNotFoundError(f"cannot read training image {path}")
+        if gray.shape != (height, width):
+            raise ValueError(f"{path} is {gray.shape[1]}x{gray.shape[0]}, its fits say {width}x{height}")
+        mask_path = source.masks / (Path(str(name)).stem + ".png")
         if use_masks:
             mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
             if mask is None:
-                raise FileNotFoundError(f"{mask_path} missing: run `python -m training.landmarks68_masks` "
-                                        "(or training.segment_landmarks68 for the segmenter's masks)")
+                raise FileNotFoundError(f"{mask_path} missing: make the face masks of {source.name} with "
+                                        "`python -m training.segment_landmarks68` (see its --help for other sources) "
+                                        "or training.landmarks68_masks (masks rendered from the fits)")
             mask = (mask > 127).astype(np.uint8)
         else:
             mask = np.ones_like(gray)
         truth = ShapeState.from_pose(fits["rotation"][i], fits["translation"][i], fits["expression"][i])
-        faces.append(Face(gray, mask, truth, float(fits["focal_px"][i]), fits["landmarks"][i].astype(np.float64)))
+        faces.append(Face(gray, mask, truth, float(fits["focal_px"][i]), fits["landmarks"][i].astype(np.float64),
+                          principal_point((width, height))))
         names.append(str(name))
     return faces, names
 
 
-def split(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    val = held_out(names)
-    return np.flatnonzero(~val), np.flatnonzero(val)
-
-
+def load_sources(sources: list[FaceSource], use_masks: bool) -> tuple[list[Face], np.ndarray, np.ndarray, dict]:
+    """All faces of the sources, the training and held-out indices into them, and counts per source."""
+    faces, train, val, counts = [], [], [], {}
+    for source in sources:
+        found, names = load_faces(source, use_masks)
+        held = held_out(names) if source.validation else np.zeros(len(names), bool)
+        train.extend(len(faces) + np.flatnonzero(~held))
+        val.extend(len(faces) + np.flatnonzero(held))
+        counts[source.name] = {"train": int((~held).sum()), "held_out": int(held.sum())}
+        faces.extend(found)
+    return faces, np.array(train, np.int64), np.array(val, np.int64), counts
 
 
 nme = point_error
@@ -118,17 +172,17 @@ nme = point_error
 def evaluate(cascade: FernCascade, faces: list[Face], idx: np.ndarray, lm: LandmarkModel, passes: int, rng) -> dict:
     """NME on held-out faces from the landmark box, with what the tracker assumes at the start:
     the mean identity and a 50 mm-equivalent focal length."""
-    focal = focal_from_mm(50.0, IMAGE_SIZE[0])
     errors, start_errors, times = [], [], []
     for i in idx:
         f = faces[i]
-        state = box_start(lm, f.points, focal, rng, jitter=0.0)
-        start_errors.append(nme(landmarks(state, lm, focal, CENTER), f.points))
+        focal = focal_from_mm(50.0, f.gray.shape[1])
+        state = box_start(lm, f, focal, rng, jitter=0.0)
+        start_errors.append(nme(landmarks(state, lm, focal, f.center), f.points))
         t0 = time.perf_counter()
         for _ in range(passes):
-            state = cascade.run(f.gray, f.mask, state, lm, focal, CENTER)
+            state = cascade.run(f.gray, f.mask, state, lm, focal, f.center)
         times.append((time.perf_counter() - t0) * 1000 / passes)
-        errors.append(nme(landmarks(state, lm, focal, CENTER), f.points))
+        errors.append(nme(landmarks(state, lm, focal, f.center), f.points))
     return {"nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
             "start_nme_mean": float(np.mean(start_errors)), "ms_per_pass_median": float(np.median(times))}
 
@@ -152,7 +206,7 @@ def target_for(face: Face, lm: LandmarkModel, focal: float) -> ShapeState:
     ratio = face.focal / focal  # keep the face where it was in the image, and its size
     target.abc = np.array([target.abc[0] * ratio, target.abc[1] * ratio, target.abc[2] - np.log(ratio)])
     target.displacements = np.zeros((NUM_LANDMARKS, 2))
-    target.displacements = face.points - landmarks(target, lm, focal, CENTER)
+    target.displacements = face.points - landmarks(target, lm, focal, face.center)
     return target
 
 
@@ -172,11 +226,12 @@ def make_samples(faces, train_idx, model, args, rng) -> list[Sample]:
             target = target_for(f, lm, focal)
             other = faces[train_idx[rng.integers(len(train_idx))]].truth
             if s % 2:
-                start = box_start(lm, f.points, focal, rng, jitter=args.box_jitter)
+                start = box_start(lm, f, focal, rng, jitter=args.box_jitter)
             else:
                 start = perturbed_start(target, other, focal, scale, rng)
             samples.append(Sample(i, f.mask, lm, focal, target, start))
-            if not args.no_occlusion:
+            # occluded copies mask a rectangle out: without masks that would mean nothing at run time
+            if not (args.no_occlusion or args.no_masks):
                 samples.append(Sample(i, occlude(f.mask, f.points, rng), lm, focal, target, start.copy()))
     return samples
 
@@ -193,10 +248,15 @@ def main() -> None:
     parser.add_argument("--focal-log-sd", type=float, default=0.25, help="sd of log(assumed / fitted focal)")
     parser.add_argument("--box-jitter", type=float, default=0.08,
                         help="sd of start box centre and size, in box sizes (Viola-Jones varies about this much)")
-    parser.add_argument("--no-masks", action="store_true", help="train on whole images (ablation)")
-    parser.add_argument("--masks-dir", type=Path, default=BUILD_DIR / "landmarks68_masks",
-                        help="face masks of the landmarks68 images: rendered from the fits (default) or "
-                             "made by the segmenter (training.segment_landmarks68)")
+    parser.add_argument("--no-masks", action="store_true",
+                        help="train on whole images, without occluded copies (ablation: plain DDE)")
+    parser.add_argument("--masks-dir", type=Path, default=BUILD_DIR / "landmarks68_cnn_masks",
+                        help="face masks of the landmarks68 images: made by the segmenter, as at run time "
+                             "(training.segment_landmarks68, the default) or rendered from the fits "
+                             "(training.landmarks68_masks)")
+    parser.add_argument("--source", dest="sources", action="append", type=parse_source, default=[],
+                        help="more training faces besides landmarks68: lfw_unlabeled (dlib teacher labels, "
+                             "training/teachers/README.md) or name:images:fits.npz:masks; repeatable")
     parser.add_argument("--no-occlusion", action="store_true", help="no occlusion-augmented copies (ablation)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "regressor.npz")
     parser.add_argument("--log", type=Path, default=REPO_ROOT / "training" / "logs" / "regressor")
@@ -205,10 +265,11 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     model = load_face_model()
     lm = LandmarkModel.from_face_model(model)
-    faces, names = load_faces(lm, BUILD_DIR / "landmarks68_fits.npz", args.masks_dir, not args.no_masks)
-    train_idx, val_idx = split(names)
+    sources = [landmarks68_source(args.masks_dir)] + args.sources
+    faces, train_idx, val_idx, counts = load_sources(sources, not args.no_masks)
     samples = make_samples(faces, train_idx, model, args, rng)
-    print(f"{len(train_idx)} training faces, {len(val_idx)} held out, {len(samples)} samples", file=sys.stderr)
+    print(f"{len(train_idx)} training faces {counts}, {len(val_idx)} held out, {len(samples)} samples",
+          file=sys.stderr, flush=True)
 
     shape_unit = mean_shape_unit(lm)
     triangles = Delaunay(shape_unit).simplices
@@ -220,7 +281,7 @@ def main() -> None:
         residual = np.zeros((len(samples), Q_DIM))
         scales = np.zeros(len(samples))
         for n, smp in enumerate(samples):
-            pts = landmarks(smp.state, smp.lm, smp.focal, CENTER)
+            pts = landmarks(smp.state, smp.lm, smp.focal, faces[smp.face].center)
             scales[n] = face_scale(pts)
             values[n] = sample_features(faces[smp.face].gray, smp.mask, layout.points(pts))
             residual[n] = difference(smp.target, smp.state, smp.focal, scales[n])
@@ -229,25 +290,30 @@ def main() -> None:
         for n, smp in enumerate(samples):
             smp.state = apply_update(smp.state, prediction[n], smp.focal, scales[n])
         stages.append(Stage(layout, pairs, thr, outputs))
-        train_err = float(np.mean([nme(landmarks(smp.state, smp.lm, smp.focal, CENTER), faces[smp.face].points)
-                                   for smp in samples[::7]]))
+        train_err = float(np.mean([nme(landmarks(smp.state, smp.lm, smp.focal, faces[smp.face].center),
+                                       faces[smp.face].points) for smp in samples[::7]]))
         val = evaluate(FernCascade(stages), faces, val_idx, lm, passes=1, rng=rng)
         entry = {"stage": t + 1, "train_nme": train_err, "val_nme": val["nme_mean"], "seconds": time.perf_counter() - t0}
         log.append(entry)
         print(json.dumps(entry), file=sys.stderr, flush=True)
 
     meta = {"stages": args.stages, "ferns": args.ferns, "depth": args.depth, "features": args.features,
-            "masks": str(args.masks_dir.name) if not args.no_masks else None,
-            "occlusion_augmentation": not args.no_occlusion,
+            "masks": {s.name: s.masks.name for s in sources} if not args.no_masks else None,
+            "occlusion_augmentation": not (args.no_occlusion or args.no_masks),
             "identity_sd": args.identity_sd, "focal_log_sd": args.focal_log_sd, "box_jitter": args.box_jitter,
-            "trained_on": "landmarks68 train (300-W AFW + HELEN; research use only), every 10th face held out",
+            "trained_on": "; ".join(s.terms for s in sources), "faces": counts,
             "q_layout": "omega(3), a*f/s, b*f/s, c, x(46), D/s (136); s = landmark RMS spread in pixels"}
     cascade = FernCascade(stages, meta)
     final = {p: evaluate(cascade, faces, val_idx, lm, passes=p, rng=rng) for p in (1, 2)}
     cascade.meta["validation"] = final
     cascade.save(args.out)
+    # the file keeps the fern outputs in float16: what that costs, on the same held-out faces
+    final["1_as_saved_float16"] = evaluate(FernCascade.load(args.out), faces, val_idx, lm, passes=1, rng=rng)
     args.log.mkdir(parents=True, exist_ok=True)
-    write_text(args.log / "log.json", json.dumps({"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    arguments = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    arguments["sources"] = [s.name for s in sources]
+    write_text(args.log / "log.json", json.dumps({"command": " ".join(["python -m training.train_regressor"] + sys.argv[1:]),
+                                                   "args": arguments, "faces": counts, "samples": len(samples),
                                                    "stages": log, "validation": final}, indent=1))
     _plot(log, args.log / "curve.png")
     print(json.dumps(final, indent=1))

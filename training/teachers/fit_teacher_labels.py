@@ -1,8 +1,9 @@
 """Fit the face model to the dlib teacher's 68 points on lfw_unlabeled: extra regressor targets.
 
-Run: cd /work/main && OPENBLAS_NUM_THREADS=1 .venv/bin/python -m training.teachers.fit_teacher_labels
+Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python -m training.teachers.fit_teacher_labels
 Reads build/teachers/lfw_unlabeled_dlib.json (label_faces.py), writes build/teachers/lfw_unlabeled_fits.npz
-with the arrays of training.fit_landmarks68.save_targets (image_size 160) plus nme per image.
+with the arrays of training.fit_landmarks68.save_targets (image_size 160) plus nme per image: the
+regressor's extra training faces (training.train_regressor --source lfw_unlabeled).
 """
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ import numpy as np
 
 from core.camera import focal_from_mm
 from core.face_model import load_face_model
-from core.files import write_npz
 from core.fitting import fit_landmarks
-from training.fit_landmarks68 import normalised_error
+from training.fit_landmarks68 import Sample, normalised_error, save_targets
 
 REPO = Path(__file__).resolve().parents[2]
 CROP_SIZE = (160, 160)
@@ -50,15 +50,8 @@ def main() -> None:
             if k % 100 == 0 or k == len(files):
                 print(f"\rfitted {k}/{len(files)} ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    write_npz(args.out, files=np.array(files), landmarks=np.stack(marks).astype(np.float32),
-              rotation=np.stack([f.rotation for f in fits]).astype(np.float32),
-              translation=np.stack([f.translation for f in fits]).astype(np.float32),
-              expression=np.stack([f.expression for f in fits]).astype(np.float32),
-              identity=np.stack([f.identity for f in fits]).astype(np.float32),
-              focal_px=np.array([f.focal_px for f in fits], np.float32),
-              displacements=np.stack([f.displacements for f in fits]).astype(np.float32),
-              vertex_ids=np.stack([f.vertex_ids for f in fits]), image_size=np.array(CROP_SIZE),
-              nme=np.array(nmes, np.float32))
+    samples = [Sample(f, "lfw_unlabeled", m, FOCAL_PRIOR_PX) for f, m in zip(files, marks)]
+    save_targets(samples, fits, args.out, CROP_SIZE, nme=np.array(nmes, np.float32))
     nmes = np.array(nmes)
     print(f"{len(files)} fits, NME mean {nmes.mean():.4f} median {np.median(nmes):.4f}, "
           f"{time.time() - t0:.0f} s -> {args.out}", file=sys.stderr)
