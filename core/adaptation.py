@@ -1,9 +1,12 @@
 """Identity and focal-length adaptation on keyframes (paper Eq. 3), on its own thread.
 
 The tracker offers each confident frame's landmarks; a frame becomes a keyframe when its head
-pose or expression is new compared with those kept. Every few new keyframes a worker thread
-solves one identity u and focal f for all of them (fit_identity_focal) and publishes the result;
-the tracker swaps it in between frames. The worker is daemon-free and ends on close().
+pose or expression is new compared with those kept. Every few new keyframes, and no more often
+than every `solve_spacing` offered frames, a worker thread solves one identity u and focal f for
+all of them (fit_identity_focal) and publishes the result; the tracker swaps it in between frames.
+Once two successive solves agree (the identity and focal length have converged) solving stops:
+each solve costs a second of a core that segmentation and regression need. The worker is
+daemon-free and ends on close().
 With synchronous=True the solve runs inline in offer() instead, at the same keyframes, so that
 the same frames always give the same result (offline bakes).
 """
@@ -29,10 +32,13 @@ class AdaptationOptions:
     # Tracked landmarks are noisier than annotated ones: stronger priors than a single fit's keep
     # identity and focal from chasing that noise.
     fit: FitOptions = FitOptions(alternations=3, identity_prior=3e-3, focal_prior=2e-2)
-    # Synchronous mode only: frames offered between two solves. The worker is held back by each
-    # solve's own duration (a second or more); inline solves need a count instead, or a lively
-    # clip (a new keyframe every few frames) would solve every few frames.
-    synchronous_solve_spacing: int = 25
+    # Frames offered between two solves (after the first): a lively clip gives a new keyframe
+    # every few frames, and solving that often would take a core away from tracking.
+    solve_spacing: int = 25
+    # Converged: two successive solves differ by less than this (RMS of u in standard deviations,
+    # and relative focal length); no more solves after that.
+    converged_identity_change: float = 0.05
+    converged_focal_change: float = 0.01
 
 
 @dataclass
@@ -62,10 +68,17 @@ class IdentityAdapter:
         self._pending: Future | None = None
         self._closed = False
         self._offers_since_solve = 0
+        self._converged = False
+
+    @property
+    def converged(self) -> bool:
+        """True once two successive solves agreed; later offers are ignored."""
+        with self._lock:
+            return self._converged
 
     def offer(self, landmarks: np.ndarray, rotation: np.ndarray, expression: np.ndarray) -> bool:
         """Consider a tracked frame; returns True when it was kept as a keyframe."""
-        if self._closed:
+        if self._closed or self.converged:
             return False
         self._offers_since_solve += 1
         if not self._is_novel(rotation, expression):
@@ -77,9 +90,7 @@ class IdentityAdapter:
         self._since_solve += 1
         enough = len(self._keyframes) >= self.options.min_keyframes
         due = self._latest is None or self._since_solve >= self.options.solve_every
-        if self.synchronous:
-            due = due and (self._latest is None or
-                           self._offers_since_solve >= self.options.synchronous_solve_spacing)
+        due = due and (self._latest is None or self._offers_since_solve >= self.options.solve_spacing)
         if enough and due and (self._pending is None or self._pending.done()):
             self._since_solve = 0
             self._offers_since_solve = 0
@@ -119,6 +130,12 @@ class IdentityAdapter:
         identity, focal, _ = fit_identity_focal(self.model, frames, self.image_size, focal_px=self.focal_prior_px,
                                                 options=self.options.fit)
         with self._lock:
+            previous = self._latest
+            if previous is not None:
+                identity_change = float(np.sqrt(np.mean((identity - previous.identity) ** 2)))
+                focal_change = abs(focal / previous.focal_px - 1.0)
+                self._converged = (identity_change < self.options.converged_identity_change
+                                   and focal_change < self.options.converged_focal_change)
             self._version += 1
             self._latest = Adaptation(identity, focal, len(frames), self._version)
 

@@ -289,7 +289,8 @@ class FaceTracker:
         if self._adapter is None:
             self._adapter = IdentityAdapter(self.model, size, self._focal,
                                             synchronous=self.options.synchronous_adaptation)
-        if confidence >= self.options.keyframe_confidence:
+        inside = bool(np.all((points >= 0) & (points < np.array(size, np.float64))))
+        if confidence >= self.options.keyframe_confidence and inside:  # a face cut by the frame's edge misleads Eq. 3
             self._adapter.offer(points, state.rotation, state.expression)
         latest = self._adapter.latest()
         if latest is None or latest.version == self._adaptation_version:

@@ -91,9 +91,9 @@ def test_a_synchronous_adapter_solves_inline_at_the_keyframe_that_makes_a_solve_
 
 
 
-def test_synchronous_solves_after_the_first_wait_for_the_spacing_in_offered_frames(model):
+def test_solves_after_the_first_wait_for_the_spacing_in_offered_frames(model):
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
-    options = AdaptationOptions(min_keyframes=3, solve_every=1, synchronous_solve_spacing=3,
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=3,
                                 fit=FitOptions(alternations=1))
     versions = []
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
@@ -102,3 +102,29 @@ def test_synchronous_solves_after_the_first_wait_for_the_spacing_in_offered_fram
             latest = adapter.latest()
             versions.append(latest.version if latest else None)
     assert versions == [None, None, 1, 1, 1, 2]
+
+
+def test_solving_stops_once_two_successive_solves_agree(model, monkeypatch):
+    import core.adaptation as adaptation
+
+    answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.52), 903.0)])
+    monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), None))
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1)
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        kept = [adapter.offer(*f) for f in frames]
+        assert adapter.converged and adapter.latest().version == 2
+    assert kept == [True, True, True, True, False, False]
+
+
+def test_solves_that_disagree_keep_the_adapter_solving(model, monkeypatch):
+    import core.adaptation as adaptation
+
+    answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.9), 900.0),
+                    (np.full(model.num_identity, 0.2), 900.0)])
+    monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), None))
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1)
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        assert all(adapter.offer(*f) for f in frames)
+        assert not adapter.converged and adapter.latest().version == 3
