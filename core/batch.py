@@ -396,8 +396,9 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def print_summary(report: BatchReport, out_dir: Path, file=sys.stderr) -> None:
-    """What was done, what was skipped and what failed, each by name."""
+def print_summary(report: BatchReport, out_dir: Path, file=None) -> None:
+    """What was done, what was skipped and what failed, each by name (to stderr by default)."""
+    file = file or sys.stderr
     print(f"done in {report.seconds:.1f} s: {report.images_done} image(s) and {report.frames_done} video "
           f"frame(s), {report.faces} face(s); {report.already_done} file(s) already done; masks in {out_dir}",
           file=file)
