@@ -11,7 +11,7 @@ import pytest
 from core.batch import BatchOptions, anonymize_clip, plan_jobs, run_batch
 from core.cli import main as cli_main
 from core.segmentation import FaceMask, FaceSegmenter, merge_face_masks
-from tests.helpers import data_or_skip
+from tests.helpers import lfw_group_frame
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +28,7 @@ def textured(h=240, w=320, seed=0) -> np.ndarray:
 
 def face_scene(count: int = 2) -> np.ndarray:
     """A 640x480 frame with `count` lfw_parts validation faces side by side (needs the data)."""
-    folder = data_or_skip("lfw_parts") / "validation"
-    names = (folder.parent / "validation.txt").read_text().split()
-    frame = np.full((480, 640, 3), 100, np.uint8)
-    for i in range(count):
-        face = cv2.imread(str(folder / f"{names[i * 7]}.jpg"))
-        frame[115:365, 40 + i * 300:290 + i * 300] = face
-    return frame
+    return lfw_group_frame(tuple((40 + i * 300, 115, 250) for i in range(count)))
 
 
 # ------------------------------------------------------------------ segment_all

@@ -6,7 +6,7 @@ import pytest
 
 from core.detection import (CROP_SCALE_FROM_FACE, DETECTION_TO_FACE, FaceDetector, crop_box_from_detection,
                             crop_box_from_face_box, detect_faces, face_box_from_detection)
-from tests.helpers import data_or_skip
+from tests.helpers import data_or_skip, lfw_group_frame
 
 
 def test_a_flat_frame_has_no_faces():
@@ -115,14 +115,7 @@ def test_a_profile_detection_maps_through_its_own_calibration():
 
 
 def two_face_frame():
-    import cv2
-    folder = data_or_skip("lfw_parts") / "validation"
-    names = (folder.parent / "validation.txt").read_text().split()
-    frame = np.full((480, 640, 3), 100, np.uint8)
-    frame[115:365, 40:290] = cv2.imread(str(folder / f"{names[0]}.jpg"))
-    small = cv2.resize(cv2.imread(str(folder / f"{names[7]}.jpg")), (125, 125))
-    frame[40:165, 450:575] = small
-    return frame
+    return lfw_group_frame(((40, 115, 250), (450, 40, 125)))
 
 
 def test_every_face_is_found_at_two_scales_each_with_a_square_face_box():
