@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.batch import BatchOptions, anonymize_clip, plan_jobs, run_batch
+from core.batch import DEFAULT_MIN_SCORE, BatchOptions, anonymize_clip, plan_jobs, run_batch
 from core.cli import main as cli_main
 from core.segmentation import FaceMask, FaceSegmenter, merge_face_masks
 from tests.helpers import lfw_group_frame
@@ -65,9 +65,9 @@ def test_a_face_mask_stays_near_its_own_box(segmenter):
         assert x - 0.4 * w <= xs.min() and xs.max() <= x + 1.4 * w
 
 
-def test_segment_all_finds_every_face_of_a_group(segmenter):
+def test_segment_all_finds_every_face_of_a_group_and_scores_out_false_detections(segmenter):
     frame = face_scene(2)
-    faces = segmenter.segment_all(frame)
+    faces = segmenter.segment_all(frame, min_score=DEFAULT_MIN_SCORE)
     centres = sorted(f.box[0] + f.box[2] / 2 for f in faces)
     assert len(faces) == 2
     assert abs(centres[0] - 165) < 40 and abs(centres[1] - 465) < 40
