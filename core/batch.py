@@ -37,7 +37,7 @@ __all__ = ["BatchOptions", "BatchReport", "Job", "Problem", "ClipSummary", "VIDE
            "run_batch", "anonymize_clip", "anonymize_frame"]
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-DEFAULT_MIN_SCORE = 0.5   # faces the segmenter scores below this are dropped (measured: README)
+DEFAULT_MIN_SCORE = 0.7   # faces the segmenter scores below this are dropped (group photos: README)
 
 
 @dataclass
