@@ -230,3 +230,33 @@ def test_anonymize_clip_writes_a_whole_video_or_nothing(tmp_path, segmenter):
 def test_anonymize_clip_names_a_missing_source(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
         anonymize_clip(tmp_path / "nope.mp4", tmp_path / "out.mp4")
+
+
+def test_ctrl_c_leaves_no_partial_file_and_the_rerun_finishes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    video = tmp_path / "clip.mp4"
+    write_video(video, [textured(120, 160, seed=i % 10) for i in range(100)])
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "core.cli", "masks", str(video), "--out", str(out), "--anonymize", "blur",
+               "--workers", "1", "--quiet"]
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(command, cwd=root, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list((out / "clip").glob("frame_*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert not [p for p in out.rglob(".*")]                      # no temporary file left
+    assert not (out / "clip" / "anonymized.mp4").exists() and not (out / "clip" / "faces.json").exists()
+    done_before = len(list((out / "clip").glob("frame_*.json")))
+    assert 3 <= done_before < 100
+    rerun = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300, env=os.environ)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(json.loads((out / "clip" / "faces.json").read_text())["frames"]) == 100
+    assert count_frames(out / "clip" / "anonymized.mp4") == 100
