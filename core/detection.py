@@ -18,7 +18,7 @@ from .image_input import as_gray_uint8
 __all__ = ["FaceDetector", "DetectorOptions", "detect_faces", "crop_box_from_face_box",
            "crop_box_from_detection", "face_box_from_detection", "CROP_SCALE_FROM_FACE", "DETECTION_TO_FACE",
            "MultiFaceDetector", "MultiFaceOptions", "FaceDetection", "detect_all_faces", "box_iou",
-           "PROFILE_TO_FACE"]
+           "PROFILE_TO_FACE", "box_intersection"]
 
 # The segmenter's square crop is CROP_SCALE_FROM_FACE times the longer side of the face
 # region's bounding box (hairline to chin, ear to ear), centred on that box. Training crops
@@ -154,12 +154,13 @@ class FaceDetection:
 
 def box_iou(a, b) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
-    inter = _intersection(a, b)
+    inter = box_intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
 
-def _intersection(a, b) -> float:
+def box_intersection(a, b) -> float:
+    """Area shared by two (x, y, w, h) boxes."""
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     return max(w, 0.0) * max(h, 0.0)
@@ -167,7 +168,7 @@ def _intersection(a, b) -> float:
 
 def _overlap(a, b) -> float:
     """The larger of IoU and the intersection's share of the smaller box (catches nested boxes)."""
-    inter = _intersection(a, b)
+    inter = box_intersection(a, b)
     smaller = min(a[2] * a[3], b[2] * b[3])
     return max(box_iou(a, b), inter / smaller if smaller > 0 else 0.0)
 

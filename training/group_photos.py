@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from core.detection import box_intersection
 from training.segmentation_data import (MaskSource, _read_image, add_rectangles, celebamask_source,
                                         composite_hand, data_dir, lfw_parts_source, load_hands, skin_tone_lab)
 
@@ -175,6 +176,4 @@ class GroupPhotoMaker:
 
 def _overlap_share(a, b) -> float:
     """Intersection over the smaller of two (x, y, w, h) boxes."""
-    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    return max(w, 0) * max(h, 0) / max(min(a[2] * a[3], b[2] * b[3]), 1e-9)
+    return box_intersection(a, b) / max(min(a[2] * a[3], b[2] * b[3]), 1e-9)
