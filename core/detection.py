@@ -136,6 +136,7 @@ class MultiFaceOptions:
     max_width_px: int = 640             # frames wider than this are downscaled before detection
     profile_max_width_px: int = 640     # the profile passes may run on a smaller frame (they cost 2x)
     merge_overlap: float = 0.45         # boxes overlapping more than this (IoU, or share of the smaller) merge
+    rolled_deg: tuple[float, ...] = ()  # extra frontal passes on the frame turned by these angles
 
     @classmethod
     def fast(cls) -> "MultiFaceOptions":
@@ -176,7 +177,7 @@ def _overlap(a, b) -> float:
 def merge_detections(detections: list[FaceDetection], overlap: float) -> list[FaceDetection]:
     """Greedy non-maximum suppression on the face boxes: frontal before profile, then by strength;
     a box is dropped when it overlaps a kept one by more than `overlap`."""
-    rank = {"frontal": 0, "profile": 1, "profile_mirrored": 1}
+    rank = {"frontal": 0, "frontal_rolled": 1, "profile": 1, "profile_mirrored": 1}
     ordered = sorted(detections, key=lambda d: (rank.get(d.kind, 2), -d.neighbors))
     kept: list[FaceDetection] = []
     for det in ordered:
@@ -200,27 +201,37 @@ class MultiFaceDetector:
         self._profile = _load_cascade(cv2, self.options.profile_cascade) if self.options.profile_cascade else None
 
     def detect(self, image) -> list[FaceDetection]:
+        import cv2
         o = self.options
         gray = as_gray_uint8(image, "image")
-        passes = [("frontal", self._frontal, o.max_width_px)]
+        passes = [("frontal", self._frontal, o.max_width_px, 0.0)]
+        passes += [("frontal_rolled", self._frontal, o.max_width_px, float(a)) for a in o.rolled_deg]
         if self._profile is not None:
-            passes.append(("profile", self._profile, o.profile_max_width_px))
+            passes.append(("profile", self._profile, o.profile_max_width_px, 0.0))
             if o.mirrored_profile:
-                passes.append(("profile_mirrored", self._profile, o.profile_max_width_px))
+                passes.append(("profile_mirrored", self._profile, o.profile_max_width_px, 0.0))
         found: list[FaceDetection] = []
         scaled: dict[int, tuple[np.ndarray, float]] = {}
-        for kind, cascade, max_width in passes:
+        for kind, cascade, max_width, angle in passes:
             if max_width not in scaled:
                 scaled[max_width] = _equalized(gray, max_width)
             img, scale = scaled[max_width]
             if kind == "profile_mirrored":
                 img = np.ascontiguousarray(img[:, ::-1])
+            back = None
+            if angle:   # the frame turned by `angle` about its centre; boxes' centres are turned back
+                turn = cv2.getRotationMatrix2D((img.shape[1] / 2, img.shape[0] / 2), angle, 1.0)
+                img = cv2.warpAffine(img, turn, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR)
+                back = cv2.invertAffineTransform(turn)
             side = max(8, int(round(o.min_face_px * scale)))
             boxes, neighbors = cascade.detectMultiScale2(
                 img, scaleFactor=o.scale_factor, minNeighbors=o.min_neighbors, minSize=(side, side))
             for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbors).reshape(-1)):
                 if kind == "profile_mirrored":
                     x = img.shape[1] - x - w
+                if back is not None:
+                    cx, cy = back @ np.array([x + w / 2, y + h / 2, 1.0])
+                    x, y = cx - w / 2, cy - h / 2
                 box = tuple(int(round(v / scale)) for v in (x, y, w, h))
                 found.append(FaceDetection(box, _face_box_for(box, kind), kind, int(n)))
         return merge_detections(found, o.merge_overlap)
@@ -253,7 +264,7 @@ def _equalized(gray: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
 
 
 def _face_box_for(box, kind: str) -> tuple[float, float, float, float]:
-    if kind == "frontal":
+    if kind.startswith("frontal"):
         return face_box_from_detection(box)
     mapping = dict(PROFILE_TO_FACE)
     if kind == "profile_mirrored":

@@ -143,27 +143,29 @@ def summarise(rows, false_positives, n_photos, detect_ms, box_iou) -> dict:
     return out
 
 
-SWEEP = (  # changes to MultiFaceOptions tried by --sweep
+SWEEP = (  # MultiFaceOptions tried by --sweep (each row names every setting that differs between rows)
     {"scale_factor": 1.1, "min_neighbors": 4, "profile_max_width_px": 640},
-    {"scale_factor": 1.1, "min_neighbors": 4},
-    {"scale_factor": 1.2, "min_neighbors": 4},
-    {"scale_factor": 1.3, "min_neighbors": 4},
-    {"scale_factor": 1.2, "min_neighbors": 4, "max_width_px": 480},
-    {"scale_factor": 1.2, "min_neighbors": 5},
-    {"scale_factor": 1.2, "min_neighbors": 3},
-    {"scale_factor": 1.2, "min_neighbors": 2},
-    {"scale_factor": 1.15, "min_neighbors": 3},
-    {"scale_factor": 1.1, "min_neighbors": 3},
+    {"scale_factor": 1.1, "min_neighbors": 4, "profile_max_width_px": 320},
+    {"scale_factor": 1.2, "min_neighbors": 4, "profile_max_width_px": 320},
+    {"scale_factor": 1.3, "min_neighbors": 4, "profile_max_width_px": 320},
+    {"scale_factor": 1.2, "min_neighbors": 4, "max_width_px": 480, "profile_max_width_px": 320},
+    {"scale_factor": 1.2, "min_neighbors": 5, "profile_max_width_px": 320},
+    {"scale_factor": 1.2, "min_neighbors": 3, "profile_max_width_px": 320},
+    {"scale_factor": 1.2, "min_neighbors": 2, "profile_max_width_px": 320},
+    {"scale_factor": 1.15, "min_neighbors": 3, "profile_max_width_px": 320},
+    {"scale_factor": 1.1, "min_neighbors": 3, "profile_max_width_px": 320},
     {"scale_factor": 1.1, "min_neighbors": 3, "profile_max_width_px": 640},
-    {"scale_factor": 1.2, "min_neighbors": 3, "profile_cascade": None},
-    {"scale_factor": 1.2, "min_neighbors": 3, "frontal_cascade": "haarcascade_frontalface_alt2.xml"},
+    {"scale_factor": 1.2, "min_neighbors": 3, "profile_cascade": None, "profile_max_width_px": 320},
+    {"scale_factor": 1.2, "min_neighbors": 3, "frontal_cascade": "haarcascade_frontalface_alt2.xml", "profile_max_width_px": 320},
+    {"scale_factor": 1.1, "min_neighbors": 3, "profile_max_width_px": 640, "rolled_deg": (-20.0, 20.0)},
+    {"scale_factor": 1.2, "min_neighbors": 3, "profile_max_width_px": 320, "rolled_deg": (-20.0, 20.0)},
 )
 
 
-def sweep(photos, segmenter) -> list[dict]:
+def sweep(photos, segmenter, rows=None) -> list[dict]:
     """Recall, false positives and detection time against the cascades' scale factor and neighbours."""
     results = []
-    for changes in SWEEP:
+    for changes in (SWEEP if rows is None else [SWEEP[i] for i in rows]):
         options = MultiFaceOptions(**changes)
         with MultiFaceDetector(options) as detector:
             rows, fps, ms = [], 0, []
@@ -206,6 +208,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, help="drop faces the segmenter scores below this")
     ap.add_argument("--sweep", action="store_true", help="detector settings: recall, false positives, time")
+    ap.add_argument("--sweep-rows", type=int, nargs="*", help="only these rows of SWEEP (0-based)")
     ap.add_argument("--calibrate", action="store_true", help="profile box to face box, on train faces")
     ap.add_argument("--json", type=Path, default=REPO / "reports" / "group_photos.json")
     args = ap.parse_args(argv)
@@ -216,8 +219,8 @@ def main(argv=None):
     photos = scenes("validation", args.scenes, args.seed)
     with FaceSegmenter() as segmenter:
         if args.sweep:
-            out = {"sweep": sweep(photos, segmenter)}
-            args.json = args.json.with_name(args.json.stem + "_sweep.json")
+            out = {"sweep": sweep(photos, segmenter, args.sweep_rows)}
+            args.json = args.json.with_name(args.json.stem + ("_sweep.json" if args.sweep_rows is None else "_sweep_rows.json"))
         else:
             with MultiFaceDetector() as detector:
                 out = evaluate(photos, detector, segmenter, args.min_score)
