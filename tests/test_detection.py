@@ -134,3 +134,17 @@ def test_mirroring_the_frame_mirrors_the_boxes():
     boxes = sorted(d.face_box[0] + d.face_box[2] / 2 for d in detect_all_faces(frame))
     mirrored = sorted(640 - (d.face_box[0] + d.face_box[2] / 2) for d in detect_all_faces(frame[:, ::-1].copy()))
     assert np.allclose(boxes, mirrored, atol=8)
+
+
+def test_a_rolled_pass_finds_a_turned_face_where_it_is():
+    import cv2
+    from core.detection import MultiFaceDetector, MultiFaceOptions
+    frame = lfw_group_frame(((60, 115, 250),))
+    turn = cv2.getRotationMatrix2D((320, 240), -25, 1.0)       # the face rolled 25 degrees
+    rolled = cv2.warpAffine(frame, turn, (640, 480), borderValue=(100, 100, 100))
+    cx, cy = turn @ np.array([185.0, 240.0, 1.0])
+    with MultiFaceDetector(MultiFaceOptions(rolled_deg=(25.0,), profile_cascade=None)) as detector:
+        found = [d for d in detector.detect(rolled) if d.kind == "frontal_rolled"]
+    assert found, "the rolled pass found nothing"
+    x, y, w, h = found[0].face_box
+    assert abs(x + w / 2 - cx) < 20 and abs(y + h / 2 - cy) < 20
