@@ -125,7 +125,7 @@ PROFILE_TO_FACE = {"dx": 0.0, "dy": 0.02, "size": 0.90}
 @dataclass
 class MultiFaceOptions:
     """Options of `MultiFaceDetector`. The defaults had the best recall on the group photos
-    (training/evaluate_group_photos.py --sweep, README); `MultiFaceOptions.fast()` is about three
+    (training/evaluate_group_photos.py --sweep, README); `MultiFaceOptions.fast()` is three to four
     times quicker and finds fewer faces (0.68 against 0.79 of them)."""
     frontal_cascade: str = "haarcascade_frontalface_default.xml"
     profile_cascade: str | None = "haarcascade_profileface.xml"   # None: frontal faces only
