@@ -208,6 +208,8 @@ def main(argv=None):
     ap.add_argument("--scenes", type=int, default=150, help="number of scenes (--sweep: 40 is enough)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, help="drop faces the segmenter scores below this")
+    ap.add_argument("--rolled-deg", type=float, nargs="*", help="rolled frontal passes instead of the default "
+                    "(none given: no rolled passes)")
     ap.add_argument("--sweep", action="store_true", help="detector settings: recall, false positives, time")
     ap.add_argument("--sweep-rows", type=int, nargs="*", help="only these rows of SWEEP (0-based)")
     ap.add_argument("--calibrate", action="store_true", help="profile box to face box, on train faces")
@@ -223,9 +225,10 @@ def main(argv=None):
             out = {"sweep": sweep(photos, segmenter, args.sweep_rows)}
             args.json = args.json.with_name(args.json.stem + ("_sweep.json" if args.sweep_rows is None else "_sweep_rows.json"))
         else:
-            with MultiFaceDetector() as detector:
+            options = MultiFaceOptions() if args.rolled_deg is None else MultiFaceOptions(rolled_deg=tuple(args.rolled_deg))
+            with MultiFaceDetector(options) as detector:
                 out = evaluate(photos, detector, segmenter, args.min_score)
-            out["options"] = vars(MultiFaceOptions())
+            out["options"] = vars(options)
             out["min_score"] = args.min_score
             print(json.dumps({k: out[k] for k in ("all", "false_positives_per_photo", "true_box_iou",
                                                   "detection_ms_median", "by_min_score")}, indent=2))
