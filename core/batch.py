@@ -49,7 +49,7 @@ class BatchOptions:
     workers: int = 2
     min_score: float = DEFAULT_MIN_SCORE
     feather_px: float = 6.0
-    fast_detection: bool = False      # MultiFaceOptions.fast(): 3-4x quicker, finds fewer faces
+    fast_detection: bool = False      # MultiFaceOptions.fast(): several times quicker, finds fewer faces
     quiet: bool = False
 
     def anonymize_options(self) -> AnonymizeOptions | None:

@@ -125,8 +125,8 @@ PROFILE_TO_FACE = {"dx": 0.0, "dy": 0.02, "size": 0.90}
 @dataclass
 class MultiFaceOptions:
     """Options of `MultiFaceDetector`. The defaults had the best recall on the group photos
-    (training/evaluate_group_photos.py --sweep, README); `MultiFaceOptions.fast()` is three to four
-    times quicker and finds fewer faces (0.68 against 0.79 of them)."""
+    (training/evaluate_group_photos.py --sweep, README); `MultiFaceOptions.fast()` is several
+    times quicker and finds fewer faces (0.68 against 0.87 of them)."""
     frontal_cascade: str = "haarcascade_frontalface_default.xml"
     profile_cascade: str | None = "haarcascade_profileface.xml"   # None: frontal faces only
     mirrored_profile: bool = True       # run the profile cascade on the mirrored frame too
@@ -136,11 +136,11 @@ class MultiFaceOptions:
     max_width_px: int = 640             # frames wider than this are downscaled before detection
     profile_max_width_px: int = 640     # the profile passes may run on a smaller frame (they cost 2x)
     merge_overlap: float = 0.45         # boxes overlapping more than this (IoU, or share of the smaller) merge
-    rolled_deg: tuple[float, ...] = ()  # extra frontal passes on the frame turned by these angles
+    rolled_deg: tuple[float, ...] = (-20.0, 20.0)   # extra frontal passes on the frame turned by these
 
     @classmethod
     def fast(cls) -> "MultiFaceOptions":
-        return cls(scale_factor=1.2, min_neighbors=3, profile_max_width_px=320)
+        return cls(scale_factor=1.2, min_neighbors=3, profile_max_width_px=320, rolled_deg=())
 
 
 @dataclass
@@ -189,10 +189,10 @@ def merge_detections(detections: list[FaceDetection], overlap: float) -> list[Fa
 class MultiFaceDetector:
     """Every face in a frame: `detect(frame)` returns FaceDetections, largest first.
 
-    What it misses: faces under about `min_face_px` (24 px boxes, faces ~28 px tall), faces turned
-    further than profile or looking up/down steeply, faces rolled more than about 20 degrees in the
-    image plane (the cascades are upright), and faces whose eyes or most of whose features are
-    covered (a hand over the mouth is usually fine, over the eyes usually not)."""
+    What it misses (group photos, README): about a third of the faces under 32 px tall (boxes
+    start at `min_face_px`, 24 px) and a third of those with a hand or an object over part of the
+    face; faces rolled past about 40 degrees (upright passes and passes at +-20 degrees), looking
+    up or down steeply, or turned past profile were not measured and are likely missed."""
 
     def __init__(self, options: MultiFaceOptions | None = None):
         import cv2
