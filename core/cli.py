@@ -1,11 +1,14 @@
-"""maskcap's command line: track a video file, an image folder or a camera into a take.
+"""maskcap's command line: track a video file, an image folder or a camera into a take; or mask
+(and anonymise) every face in folders of images and videos.
 
     python -m core.cli track clip.mp4 --json take.json --csv take.csv --preview preview.mp4
     python -m core.cli track 0 --frames 300 --json take.json      # camera 0, 300 frames
+    python -m core.cli masks photos/ clip.mp4 --out masks/ --anonymize blur --workers 2
 
 The JSON keeps everything per frame (FACS weights, pose, focal, landmarks, confidence); the CSV
 has one row per frame with ARKit blendshape columns and the head pose, for other tools. Exit
-status: 0 on success, 2 for bad arguments or a source that cannot be opened.
+status: 0 on success, 2 for bad arguments or a source that cannot be opened. `masks` (see
+core/batch.py) exits 1 when any file failed (each is named in the summary), 130 when interrupted.
 """
 from __future__ import annotations
 
@@ -152,6 +155,20 @@ def track_command(args) -> int:
     return 0
 
 
+def masks_command(args) -> int:
+    from .batch import DEFAULT_MIN_SCORE, BatchOptions, print_summary, report_json, run_batch
+    if args.workers < 1:
+        print("maskcap: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    options = BatchOptions(out_dir=args.out, anonymize=args.anonymize, workers=args.workers,
+                           min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
+                           feather_px=args.feather_px, fast_detection=args.fast, quiet=args.quiet)
+    report = run_batch(args.inputs, options)
+    print_summary(report, args.out)
+    write_text(args.out / "last_run.json", report_json(report))
+    return report.exit_code
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,7 +183,18 @@ def main(argv=None) -> int:
     track.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
     track.add_argument("--focal-mm", type=float, default=50.0, help="35 mm-equivalent focal length to start from")
     track.add_argument("--quiet", action="store_true")
+    masks = sub.add_parser("masks", help="face masks (and an anonymised copy) of images, folders and videos")
+    masks.add_argument("inputs", nargs="+", type=Path, help="image files, video files and folders of them")
+    masks.add_argument("--out", type=Path, required=True, help="folder for the masks (created; a rerun resumes)")
+    masks.add_argument("--anonymize", choices=("blur", "pixelate", "fill"), help="also write an anonymised copy")
+    masks.add_argument("--workers", type=int, default=2, help="worker processes (default 2: both cores)")
+    masks.add_argument("--min-score", type=float, default=None, help="drop faces the segmenter scores below this")
+    masks.add_argument("--feather-px", type=float, default=6.0, help="soft edge of the anonymisation, in pixels")
+    masks.add_argument("--fast", action="store_true", help="quicker face detection that finds fewer faces")
+    masks.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "masks":
+        return masks_command(args)
     if args.command == "track":
         if not (args.json or args.csv or args.preview or args.contact_sheet):
             parser.error("say where to write the take: --json, --csv, --preview and/or --contact-sheet")

@@ -4,6 +4,8 @@
     with FaceSegmenter() as segmenter:
         mask = segmenter.segment(frame_bgr)              # HxW uint8 in {0, 1}
         mask = segmenter.segment(frame_bgr, box=face_box)
+        faces = segmenter.segment_all(frame_bgr)          # every face: [FaceMask(box, mask, score)]
+        frame_mask = merge_face_masks(faces, frame_bgr.shape)
 
 Boxes are (x, y, w, h) in frame pixels. `box` is a *face box*: the face region from hairline to
 chin and ear to ear (e.g. the bounding box of the tracked face model's projection). The network's
@@ -20,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .detection import CROP_SCALE_FROM_FACE, crop_box_from_face_box, face_box_from_detection, detect_faces
+from .detection import (CROP_SCALE_FROM_FACE, crop_box_from_face_box, detect_all_faces, detect_faces,
+                        face_box_from_detection)
 from .image_input import as_bgr_uint8
 
-__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmentationResult", "SegmenterModelError",
-           "default_segmenter_path", "graph_cut_refine", "CROP_SIZE"]
+__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmentationResult", "SegmenterModelError", "FaceMask",
+           "default_segmenter_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE"]
 
 CROP_SIZE = 128
 STREAM_OUTPUTS = ("fused", "fcn", "deconv")
@@ -71,6 +74,40 @@ class SegmentationResult:
     crop_box: tuple[float, float, float, float] | None = None
     face_box: tuple[float, float, float, float] | None = None
     crop_mask: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class FaceMask:
+    """One face of `segment_all`: box (x, y, w, h) is the face box in frame pixels, mask is HxW
+    uint8 {0, 1} at the frame's size, score in [0, 1] is the network's mean face probability over
+    the mask's crop pixels (0 when the mask is empty: a false detection usually scores low)."""
+    box: tuple[float, float, float, float]
+    mask: np.ndarray
+    score: float
+    crop_box: tuple[float, float, float, float] | None = None
+
+
+def merge_face_masks(faces: list[FaceMask], frame_shape) -> np.ndarray:
+    """One HxW uint8 {0, 1} mask for the frame: the union of the faces' masks."""
+    out = np.zeros(frame_shape[:2], np.uint8)
+    for face in faces:
+        np.bitwise_or(out, face.mask, out=out)
+    return out
+
+
+def central_components(crop_mask: np.ndarray, crop_scale: float) -> np.ndarray:
+    """The crop mask without blobs that miss the face box at its centre (a neighbour's face, a
+    hand): keeps every connected component that reaches the central face box."""
+    import cv2
+    count, labels = cv2.connectedComponents(crop_mask, connectivity=4)
+    if count <= 2:
+        return crop_mask
+    size = crop_mask.shape[0]
+    half = size / (2.0 * crop_scale)
+    lo, hi = int(math.floor(size / 2 - half)), int(math.ceil(size / 2 + half))
+    central = np.unique(labels[lo:hi, lo:hi])
+    central = central[central > 0]
+    return np.isin(labels, central).astype(np.uint8)
 
 
 def _contrast_weights(gray: np.ndarray, sigma: float):
@@ -246,6 +283,30 @@ class FaceSegmenter:
     def segment(self, image, box=None) -> np.ndarray:
         """HxW uint8 mask, 1 on the face, at the frame's full resolution."""
         return self.run(image, box).mask
+
+    def segment_all(self, image, boxes=None, min_score: float = 0.0) -> list[FaceMask]:
+        """Every face of the frame, largest first: `boxes` are face boxes (x, y, w, h) or None to
+        detect them (core.detection.detect_all_faces). The crops go through the network in one
+        batch; each is refined, cut to the blobs at its centre and pasted at the frame's size.
+        Faces scoring below `min_score` are dropped."""
+        frame = as_bgr_uint8(image, "image")
+        if boxes is None:
+            boxes = [d.face_box for d in detect_all_faces(frame)]
+        face_boxes = [_validate_box(b, frame.shape) for b in boxes]
+        if not face_boxes:
+            return []
+        crop_boxes = [crop_box_from_face_box(b, self.options.crop_scale) for b in face_boxes]
+        crops = np.stack([extract_crop(frame, c) for c in crop_boxes])
+        probabilities = self.infer_crops(crops)
+        faces = []
+        for face_box, crop_box, crop, prob in zip(face_boxes, crop_boxes, crops, probabilities):
+            crop_mask = central_components(self.refine(prob, crop), self.options.crop_scale)
+            score = float(prob[crop_mask > 0].mean()) if crop_mask.any() else 0.0
+            if score < min_score:
+                continue
+            mask = paste_crop_map(crop_mask * np.uint8(255), crop_box, frame.shape, np.uint8)
+            faces.append(FaceMask(face_box, (mask > 127).astype(np.uint8), score, crop_box))
+        return faces
 
     def refine(self, probability: np.ndarray, crop_bgr: np.ndarray) -> np.ndarray:
         """The 128x128 {0, 1} mask: graph cut (Eq. 1) on the crop's intensity, or a threshold."""

@@ -6,7 +6,7 @@ import pytest
 
 from core.detection import (CROP_SCALE_FROM_FACE, DETECTION_TO_FACE, FaceDetector, crop_box_from_detection,
                             crop_box_from_face_box, detect_faces, face_box_from_detection)
-from tests.helpers import data_or_skip
+from tests.helpers import data_or_skip, lfw_group_frame
 
 
 def test_a_flat_frame_has_no_faces():
@@ -71,3 +71,80 @@ def test_celebamask_face_keeps_ears_drops_glasses_hair_and_neck():
     assert face[[1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12]].all()
     assert not face[[0, 3, 13, 14, 15, 16, 17, 18]].any()
     assert not celebamask_face(label, ears=False)[0][[8, 9]].any()
+
+
+# ------------------------------------------------------------------ every face (detect_all_faces)
+
+def detection(box, kind="frontal", neighbors=5):
+    from core.detection import FaceDetection
+    return FaceDetection(box, tuple(float(v) for v in box), kind, neighbors)
+
+
+def test_a_flat_frame_has_no_faces_at_all():
+    from core.detection import detect_all_faces
+    assert detect_all_faces(np.full((480, 640, 3), 90, np.uint8)) == []
+
+
+def test_overlapping_detections_merge_into_the_frontal_one():
+    from core.detection import merge_detections
+    kept = merge_detections([detection((100, 100, 50, 50), "profile", 20), detection((105, 102, 50, 50), "frontal", 3)], 0.45)
+    assert [d.kind for d in kept] == ["frontal"]
+
+
+def test_a_box_inside_another_merges_and_distant_boxes_stay_apart():
+    from core.detection import merge_detections
+    nested = merge_detections([detection((100, 100, 100, 100)), detection((130, 130, 30, 30))], 0.45)
+    assert len(nested) == 1
+    apart = merge_detections([detection((0, 0, 40, 40)), detection((200, 0, 80, 80))], 0.45)
+    assert [d.box for d in apart] == [(200, 0, 80, 80), (0, 0, 40, 40)]   # largest first
+
+
+def test_box_iou_of_equal_disjoint_and_half_overlapping_boxes():
+    from core.detection import box_iou
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert box_iou((0, 0, 10, 10), (20, 20, 10, 10)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
+
+
+def test_a_profile_detection_maps_through_its_own_calibration():
+    from core.detection import PROFILE_TO_FACE, _face_box_for
+    x, y, w, h = _face_box_for((100, 100, 80, 80), "profile")
+    assert w == h == pytest.approx(PROFILE_TO_FACE["size"] * 80)
+    mirrored = _face_box_for((100, 100, 80, 80), "profile_mirrored")
+    assert (x + w / 2 - 140) == pytest.approx(-(mirrored[0] + mirrored[2] / 2 - 140))
+
+
+def two_face_frame():
+    return lfw_group_frame(((40, 115, 250), (450, 40, 125)))
+
+
+def test_every_face_is_found_at_two_scales_each_with_a_square_face_box():
+    from core.detection import detect_all_faces
+    found = detect_all_faces(two_face_frame())
+    assert len(found) == 2
+    big, small = found
+    assert abs(big.face_box[0] + big.face_box[2] / 2 - 165) < 25
+    assert abs(small.face_box[0] + small.face_box[2] / 2 - 512) < 15
+    assert all(d.face_box[2] == d.face_box[3] for d in found)
+
+
+def test_mirroring_the_frame_mirrors_the_boxes():
+    from core.detection import detect_all_faces
+    frame = two_face_frame()
+    boxes = sorted(d.face_box[0] + d.face_box[2] / 2 for d in detect_all_faces(frame))
+    mirrored = sorted(640 - (d.face_box[0] + d.face_box[2] / 2) for d in detect_all_faces(frame[:, ::-1].copy()))
+    assert np.allclose(boxes, mirrored, atol=8)
+
+
+def test_a_rolled_pass_finds_a_turned_face_where_it_is():
+    import cv2
+    from core.detection import MultiFaceDetector, MultiFaceOptions
+    frame = lfw_group_frame(((60, 115, 250),))
+    turn = cv2.getRotationMatrix2D((320, 240), -25, 1.0)       # the face rolled 25 degrees
+    rolled = cv2.warpAffine(frame, turn, (640, 480), borderValue=(100, 100, 100))
+    cx, cy = turn @ np.array([185.0, 240.0, 1.0])
+    with MultiFaceDetector(MultiFaceOptions(rolled_deg=(25.0,), profile_cascade=None)) as detector:
+        found = [d for d in detector.detect(rolled) if d.kind == "frontal_rolled"]
+    assert found, "the rolled pass found nothing"
+    x, y, w, h = found[0].face_box
+    assert abs(x + w / 2 - cx) < 20 and abs(y + h / 2 - cy) < 20
