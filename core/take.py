@@ -54,9 +54,10 @@ class Take:
         return int(self.ok.sum())
 
     def reference_translation_cm(self) -> np.ndarray:
-        """The first tracked frame's head position (the rest pose for relative motion)."""
-        good = np.flatnonzero(self.ok)
-        return self.translation_cm[good[0]].copy() if len(good) else np.zeros(3)
+        """The head's median position over the tracked frames (the rest pose for relative motion;
+        steadier than the first frame, whose depth moves when the focal length is solved)."""
+        good = self.ok.astype(bool)
+        return np.median(self.translation_cm[good], axis=0) if good.any() else np.zeros(3)
 
     def solved_focal_px(self) -> float:
         """The focal length at the end of the take (after identity/focal adaptation)."""

@@ -62,9 +62,9 @@ def test_every_frame_becomes_a_row_in_order_with_lost_frames_marked():
     assert take.fps == 25.0 and take.size == (32, 24)
 
 
-def test_the_reference_is_the_first_tracked_frame_and_the_focal_the_last():
+def test_the_reference_is_the_median_tracked_position_and_the_focal_the_last():
     take = track_clip(ListSource(6), tracker=FaceEveryOtherFrame())
-    assert np.allclose(take.reference_translation_cm(), [0, 0, 60])
+    assert np.allclose(take.reference_translation_cm(), [0, 0, 62])
     assert take.solved_focal_px() == pytest.approx(504.0)
 
 
