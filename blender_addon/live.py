@@ -35,6 +35,9 @@ class LiveSession:
         self.record_start_time = None
         self.calibrating = False
         self.map_refreshed = time.perf_counter()
+        settings = scene.maskcap
+        self.target_name = settings.target.name if settings.target is not None else None
+        self.head_name = settings.head_object.name if settings.head_object is not None else None
 
     def scene(self):
         return bpy.data.scenes.get(self.scene_name)
@@ -148,7 +151,7 @@ def apply_newest(scene) -> bool:
     t0 = time.perf_counter()
     session.last_seq = sample.seq
     try:
-        rig = drive.resolve_rig(scene, need_face=scene.maskcap.target is not None)
+        rig = _session_rig(scene, session)
     except drive.TargetError as exc:
         stop_all()
         _report(scene, f"live capture stopped: {exc}")
@@ -168,6 +171,16 @@ def apply_newest(scene) -> bool:
 
 
 # ---------------------------------------------------------------- recording and calibration
+
+
+def _session_rig(scene, session):
+    """The rig, or TargetError if the target or head the session started with is gone."""
+    s = scene.maskcap
+    if session.target_name is not None and s.target is None:
+        raise drive.TargetError(f"the face mesh '{session.target_name}' was deleted")
+    if session.head_name is not None and s.head_object is None:
+        raise drive.TargetError(f"the head '{session.head_name}' was deleted")
+    return drive.resolve_rig(scene, need_face=session.target_name is not None)
 
 
 def start_recording(scene) -> None:

@@ -10,8 +10,12 @@ from .properties import channel_params, ensure_channels
 
 
 def presets_dir(create: bool = False) -> str:
-    """<extension user path>/presets, never inside the add-on's own folder."""
-    base = bpy.utils.extension_path_user(__package__, create=create)
+    """<extension user path>/presets, never inside the add-on's own folder (run from a source
+    tree as a legacy add-on: Blender's user config folder, maskcap_presets)."""
+    try:
+        base = bpy.utils.extension_path_user(__package__, create=create)
+    except ValueError:  # not installed as an extension
+        base = bpy.utils.user_resource('CONFIG', path="maskcap", create=create)
     path = os.path.join(base, "presets")
     if create:
         os.makedirs(path, exist_ok=True)
