@@ -111,6 +111,17 @@ def stop_all() -> None:
             _write_recording(scene, session, samples)
 
 
+def _stop_threads_at_exit() -> None:
+    """Interpreter shutdown (a quit that skipped unregister): end the threads, touch no bpy data."""
+    session = _session
+    if session is not None:
+        session.feed.stop(timeout=2.0)
+
+
+if hasattr(threading, "_register_atexit"):  # runs before Python waits for non-daemon threads
+    threading._register_atexit(_stop_threads_at_exit)
+
+
 def _timer():
     session = _session
     if session is None:
