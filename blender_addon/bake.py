@@ -119,7 +119,7 @@ class MASKCAP_OT_bake(bpy.types.Operator):
         if s.write_masks:
             masks, warning = mask_folder(context.scene, footage)
             if warning:
-                self.report({'WARNING'}, warning)
+                self.report({'WARNING'}, f"maskcap: {warning}")
         return footage, rig, masks
 
     def execute(self, context):
@@ -139,7 +139,7 @@ class MASKCAP_OT_bake(bpy.types.Operator):
         except (drive.TargetError, core.SourceError, OSError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
-        self.report({'INFO'}, message)
+        self.report({'INFO'}, f"maskcap: {message}")
         return {'FINISHED'}
 
     # ------------------------------------------------------------ modal (UI)
