@@ -92,6 +92,8 @@ def _remember_take(scene, take, start: int) -> None:
     s.take_reference = tuple(take.reference_translation_cm())
     s.take_mask_dir = take.mask_dir or ""
     s.take_frame_start, s.take_frames = start, len(take)
+    if take.identity is not None:
+        scene["maskcap_identity"] = take.identity.tolist()
     fps = max(1, int(round(take.fps)))
     scene.render.fps, scene.render.fps_base = fps, fps / take.fps
     scene.frame_end = start + len(take) - 1

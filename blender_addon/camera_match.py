@@ -3,7 +3,7 @@ that the head at rest sits where the tracker saw it in the reference frame of th
 import bpy
 from mathutils import Matrix, Vector
 
-from . import drive
+from . import demo_head, drive
 from .engine import camera, head_pose
 
 CAMERA_NAME = "maskcap_camera"
@@ -45,6 +45,20 @@ def match_camera(scene):
     return obj
 
 
+def show_footage_behind(scene, cam_obj) -> None:
+    """The footage as the camera's viewport background, so the match can be checked by eye."""
+    path = bpy.path.abspath(scene.maskcap.source_path)
+    import os
+    if not os.path.isfile(path):
+        return  # image folders: the compositor shows them; the viewport background is optional
+    clip = bpy.data.movieclips.load(path, check_existing=True)
+    clip.frame_start = scene.maskcap.take_frame_start
+    cam = cam_obj.data
+    cam.show_background_images = True
+    bg = next((b for b in cam.background_images if b.source == 'MOVIE_CLIP'), None) or cam.background_images.new()
+    bg.source, bg.clip, bg.alpha = 'MOVIE_CLIP', clip, 0.6
+
+
 class MASKCAP_OT_camera_match(bpy.types.Operator):
     """Add a camera with the solved focal length and footage size, lined up with the tracked head"""
 
@@ -52,12 +66,24 @@ class MASKCAP_OT_camera_match(bpy.types.Operator):
     bl_label = "Match camera"
     bl_options = {'REGISTER', 'UNDO'}
 
+    fit_identity: bpy.props.BoolProperty(
+        name="Fit demo head", default=True,
+        description="Reshape the demo head to the performer's face as solved by the bake")
+
     def execute(self, context):
+        scene = context.scene
         try:
-            obj = match_camera(context.scene)
+            obj = match_camera(scene)
+            target = scene.maskcap.target
+            if self.fit_identity and demo_head.is_demo_head(target) and "maskcap_identity" in scene:
+                demo_head.apply_identity(scene, target, list(scene["maskcap_identity"]))
         except (ValueError, drive.TargetError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
+        try:
+            show_footage_behind(scene, obj)
+        except (RuntimeError, OSError) as exc:
+            self.report({'WARNING'}, f"maskcap: the footage could not be shown behind the camera: {exc}")
         self.report({'INFO'}, f"maskcap: camera '{obj.name}' at {obj.data.lens:.1f} mm "
                               f"({context.scene.render.resolution_x}x{context.scene.render.resolution_y})")
         return {'FINISHED'}

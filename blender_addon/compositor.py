@@ -70,6 +70,19 @@ def _image_node(tree, image, frames: int, frame_start: int, offset: int):
     return node
 
 
+def _fit_to_render(tree, output):
+    """A Scale node that stretches an image to the render size (the footage and the masks match
+    the render at any resolution percentage); returns its output."""
+    scale = _new(tree, "CompositorNodeScale")
+    if "Type" in scale.inputs:  # Blender 5.0: options are menu sockets
+        scale.inputs["Type"].default_value = 'Render Size'
+        scale.inputs["Frame Type"].default_value = 'Stretch'
+    else:
+        scale.space, scale.frame_method = 'RENDER_SIZE', 'STRETCH'
+    tree.links.new(output, scale.inputs[0])
+    return scale.outputs[0]
+
+
 def _tree(scene):
     """An empty compositor tree for this Blender: the 5.0 group, or the 4.x scene tree."""
     if hasattr(scene, "compositing_node_group"):
@@ -110,10 +123,10 @@ def build_tree(scene, footage: str, mask_dir: str, frames: int, frame_start: int
     if hasattr(mix, "data_type"):
         mix.data_type = 'RGBA'
     links = tree.links
-    links.new(_socket(mask.outputs, "Image"), both.inputs[0])
+    links.new(_fit_to_render(tree, _socket(mask.outputs, "Image")), both.inputs[0])
     links.new(_socket(render.outputs, "Alpha"), both.inputs[1])
     links.new(both.outputs[0], _socket(mix.inputs, "Factor_Float", "Fac", "Factor"))
-    links.new(_socket(foot.outputs, "Image"), _socket(mix.inputs, "A_Color", "Image"))
+    links.new(_fit_to_render(tree, _socket(foot.outputs, "Image")), _socket(mix.inputs, "A_Color", "Image"))
     links.new(_socket(render.outputs, "Image"), _socket(mix.inputs, "B_Color", "Image_001"))
     result = _socket(mix.outputs, "Result_Color", "Image")
     if is_group:

@@ -13,6 +13,7 @@ from .properties import ensure_channels
 MESH_NAME = "maskcap_head"
 CONTROL_NAME = "maskcap_head_control"
 SKIN = (0.8, 0.6, 0.5, 1.0)
+DEMO_PROP = "maskcap_demo_identity"
 
 
 def _to_blender(points_cm: np.ndarray, axes: np.ndarray) -> np.ndarray:
@@ -42,12 +43,39 @@ def build_demo_head(context) -> tuple:
     collection.objects.link(obj)
     obj.parent = control
 
+    obj[DEMO_PROP] = [0.0] * model.num_identity  # the identity its vertices have now
     obj.shape_key_add(name="Basis", from_mix=False)
     for i, name in enumerate(core.FACS_NAMES):
         block = obj.shape_key_add(name=name, from_mix=False)
         block.data.foreach_set("co", _to_blender(model.neutral + model.expression_deltas[i], axes).ravel())
         block.slider_min, block.slider_max = 0.0, 1.0
     return obj, control
+
+
+def is_demo_head(obj) -> bool:
+    return obj is not None and obj.type == 'MESH' and DEMO_PROP in obj
+
+
+def apply_identity(scene, obj, identity) -> None:
+    """Reshape a demo head (every shape key) to a face-model identity, e.g. the performer's as
+    solved by the tracker, so that the render lines up with the footage."""
+    model = load("face_model").load_face_model()
+    axes = head_pose.axis_matrix(scene.maskcap.head_axes)
+    new = np.zeros(model.num_identity)
+    given = np.asarray(identity, np.float64)[: model.num_identity]
+    new[: len(given)] = given
+    old = np.asarray(obj[DEMO_PROP], np.float64)
+    if len(old) != model.num_identity or len(obj.data.vertices) != len(model.neutral):
+        raise ValueError(f"'{obj.name}' was not built from this face model")
+    delta = _to_blender(np.tensordot(new - old, model.identity_basis, axes=1), axes).astype(np.float32).ravel()
+    co = np.empty(delta.size, np.float32)
+    for block in obj.data.shape_keys.key_blocks:
+        block.data.foreach_get("co", co)
+        block.data.foreach_set("co", co + delta)
+    obj.data.vertices.foreach_get("co", co)
+    obj.data.vertices.foreach_set("co", co + delta)
+    obj.data.update()
+    obj[DEMO_PROP] = new.tolist()
 
 
 class MASKCAP_OT_add_demo_head(bpy.types.Operator):

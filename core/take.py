@@ -42,6 +42,7 @@ class Take:
     translation_cm: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     focal_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 68, 2)))
+    identity: np.ndarray | None = None          # the performer's face-model identity at the end of the take
     expected_frames: int | None = None          # the source's frame count, when it knows
     cancelled: bool = False
     mask_dir: str | None = None
@@ -71,9 +72,12 @@ class TakeBuilder:
     def __init__(self, fps: float, size: tuple[int, int], source: str = "", expected: int | None = None):
         self._meta = dict(fps=float(fps), size=(int(size[0]), int(size[1])), source=source, expected_frames=expected)
         self._rows: list[tuple] = []
+        self._identity: np.ndarray | None = None
 
     def add(self, index: int, time_s: float, result: TrackResult) -> None:
         have = result.landmarks is not None and result.rotation is not None
+        if have and result.ok and result.identity is not None:
+            self._identity = np.asarray(result.identity, np.float64).copy()
         self._rows.append((
             index, time_s, bool(result.ok and have), float(result.confidence),
             np.asarray(result.blendshapes, np.float64) if have else np.zeros(NUM_FACS),
@@ -91,7 +95,7 @@ class TakeBuilder:
         return Take(**self._meta, frame_index=stack(0, 0, np.int64), time_s=stack(1, 0), ok=stack(2, 0, bool),
                     confidence=stack(3, 0), blendshapes=stack(4, (0, NUM_FACS)), rotation=stack(5, (0, 3, 3)),
                     translation_cm=stack(6, (0, 3)), focal_px=stack(7, 0), landmarks=stack(8, (0, 68, 2)),
-                    cancelled=cancelled, mask_dir=mask_dir)
+                    identity=self._identity, cancelled=cancelled, mask_dir=mask_dir)
 
 
 def write_mask(folder: str | Path, index: int, mask: np.ndarray | None, size: tuple[int, int]) -> None:

@@ -41,6 +41,7 @@ class FaceEveryOtherFrame:
         shapes[19] = k / 100
         return TrackResult(ok=True, landmarks=np.zeros((68, 2)), blendshapes=shapes, rotation=FRONTAL.copy(),
                            translation=np.array([0, 0, 60.0 + k]), focal=500.0 + k, mask=prepared.mask,
+                           identity=np.full(3, float(k)),
                            confidence=1.0)
 
     def close(self):
@@ -66,6 +67,7 @@ def test_the_reference_is_the_median_tracked_position_and_the_focal_the_last():
     take = track_clip(ListSource(6), tracker=FaceEveryOtherFrame())
     assert np.allclose(take.reference_translation_cm(), [0, 0, 62])
     assert take.solved_focal_px() == pytest.approx(504.0)
+    assert np.allclose(take.identity, 4.0)
 
 
 def test_progress_is_reported_for_every_frame():
