@@ -117,9 +117,10 @@ def build_tree(scene, footage: str, mask_dir: str, frames: int, frame_start: int
     render.scene = scene
     foot = _image_node(tree, footage_image, frames, frame_start, footage_offset)
     mask = _image_node(tree, mask_image, frames, frame_start, 0)
-    both = _new(tree, "ShaderNodeMath", "CompositorNodeMath")
+    new_nodes = bpy.app.version >= (5, 0, 0)  # 5.0 replaced the compositor's own Math and Mix
+    both = _new(tree, "ShaderNodeMath" if new_nodes else "CompositorNodeMath")
     both.operation = 'MULTIPLY'
-    mix = _new(tree, "ShaderNodeMix", "CompositorNodeMixRGB")
+    mix = _new(tree, "ShaderNodeMix" if new_nodes else "CompositorNodeMixRGB")
     if hasattr(mix, "data_type"):
         mix.data_type = 'RGBA'
     links = tree.links
