@@ -156,8 +156,9 @@ def apply_frame(scene, rig: Rig, values: np.ndarray, rotation_cam, translation_c
         if s.head_translation:
             rig.head.location = tuple(loc)
         if s.head_rotation:
-            _, name, _ = head_channels(rig)
-            setattr(rig.head, name, rotation_values(rig, q))
+            _, name, size = head_channels(rig)
+            previous = tuple(rig.head.rotation_euler) if size == 3 else None
+            setattr(rig.head, name, rotation_values(rig, q, previous))
 
 
 # ---------------------------------------------------------------- takes as actions

@@ -63,7 +63,9 @@ def start(scene, settings) -> "LiveSession":
     """Open the source and start the threads; raises SourceError/TargetError for the user."""
     global _session
     stop_all()
-    drive.resolve_rig(scene, need_face=False)  # a deleted or wrong target fails here, not later
+    if settings.target is None and settings.head_object is None:
+        raise drive.TargetError("choose a face mesh with shape keys and/or a head to drive (or 'Add demo head')")
+    drive.resolve_rig(scene, need_face=settings.target is not None)  # a wrong target fails here, not later
     take_mod, live_feed = load("take"), load("live_feed")
     sources, tracker_mod = load("sources"), load("tracker")
     if settings.source_type == 'CAMERA':
