@@ -138,9 +138,11 @@ RESULT["module_file"] = sys.modules[{MODULE!r}].__file__
     return _run(user, script, timeout)
 
 
-def run(user: BlenderUser, body: str, timeout: float = 600) -> dict:
-    """Run body (after PRELUDE, with the add-on enabled) in Blender; return its RESULT dict."""
-    return _run(user, PRELUDE + textwrap.dedent(body), timeout)
+def run(user: BlenderUser, body: str, timeout: float = 600, **variables) -> dict:
+    """Run body (after PRELUDE, with the add-on enabled, and the given variables set from their
+    repr) in Blender; return its RESULT dict."""
+    assignments = "".join(f"{name} = {value!r}\n" for name, value in variables.items())
+    return _run(user, PRELUDE + assignments + textwrap.dedent(body), timeout)
 
 
 def _run(user: BlenderUser, script: str, timeout: float) -> dict:
