@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import bpy
-import numpy as np
 
 from . import drive
 from .engine import core, filters, load, retarget
