@@ -249,6 +249,8 @@ def _finish_calibration(scene, session) -> None:
         return
     for channel, value in zip(scene.maskcap.channels, neutral):
         channel.neutral = float(value)
+    if session.feed.rest_translation_cm is not None:  # the head's rest position, too
+        session.reference_cm = session.feed.rest_translation_cm.copy()
     session.feed.set_channel_map(retarget.ChannelMap.from_params(channel_params(scene.maskcap)))
     _report(scene, "neutral face calibrated", 'INFO')
 

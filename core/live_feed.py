@@ -80,6 +80,8 @@ class LiveFeed:
         self._calibration: list[np.ndarray] | None = None
         self._calibration_end = 0.0
         self._neutral: np.ndarray | None = None
+        self._rest_positions: list[np.ndarray] = []
+        self.rest_translation_cm: np.ndarray | None = None   # median head position while calibrating
         self._seq = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._consume, name="maskcap-consumer", daemon=False)
@@ -127,7 +129,7 @@ class LiveFeed:
     def begin_calibration(self, seconds: float) -> None:
         """Collect the raw weights of the next `seconds` of tracked frames (the rest face)."""
         with self._lock:
-            self._calibration, self._neutral = [], None
+            self._calibration, self._neutral, self._rest_positions = [], None, []
             self._calibration_end = time.perf_counter() + float(seconds)
 
     def calibration_result(self) -> np.ndarray | None:
@@ -172,6 +174,7 @@ class LiveFeed:
                     if self._calibration is not None:
                         if ok:
                             self._calibration.append(raw)
+                            self._rest_positions.append(sample.translation_cm)
                         if now >= self._calibration_end:
                             self._finish_calibration()
         except BaseException as exc:  # a source or tracker failure ends the feed; the host reports it
@@ -182,3 +185,4 @@ class LiveFeed:
         self.calibration_failed = not samples
         if samples:
             self._neutral = np.median(np.stack(samples), axis=0)
+            self.rest_translation_cm = np.median(np.stack(self._rest_positions), axis=0)

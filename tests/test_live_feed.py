@@ -63,6 +63,7 @@ def test_calibration_gives_the_median_rest_weights():
     feed.stop()
     neutral = feed.calibration_result()
     assert neutral.shape == (46,) and 0 < neutral[19] < 0.3 and not feed.calibration_failed
+    assert 60 < feed.rest_translation_cm[2] < 90
 
 
 def test_filtering_smooths_the_values():
