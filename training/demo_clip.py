@@ -22,6 +22,7 @@ import numpy as np
 FACE_CENTRE_PX = (222.0, 118.0)  # the astronaut's face centre in the 512x512 photo
 HAND_BGR = (118, 150, 205)       # a light skin tone, BGR
 HAND_EDGE_BGR = (70, 96, 150)
+HAND_SPAN = 0.32                 # the hand's palm width as a fraction of the frame height
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,20 @@ def occluder_centre(t: float, options: ClipOptions) -> tuple[float, float] | Non
     return (width * 1.2 - progress * width * 1.4, height * 0.70)
 
 
+def occluder_coverage(t: float, options: ClipOptions) -> np.ndarray | None:
+    """float32 (height, width) coverage of the hand at time t, or None when it is out of view."""
+    centre = occluder_centre(t, options)
+    return None if centre is None else hand_mask(centre, options.size, HAND_SPAN * options.size[1])
+
+
 def render_frame(photo: np.ndarray, t: float, options: ClipOptions) -> np.ndarray:
     """The clip's frame at time t seconds, BGR uint8 of options.size."""
     frame = cv2.warpAffine(photo, head_warp(t, options), options.size, flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REFLECT_101)
-    centre = occluder_centre(t, options)
-    if centre is not None:
-        span = 0.32 * options.size[1]
-        coverage = hand_mask(centre, options.size, span)[..., None]
+    coverage = occluder_coverage(t, options)
+    if coverage is not None:
+        span = HAND_SPAN * options.size[1]
+        coverage = coverage[..., None]
         # shade the hand from its edge inwards so it reads as a solid object, not a flat cut-out
         inner = cv2.GaussianBlur(coverage, (0, 0), span * 0.08)[..., None]
         hand = np.array(HAND_EDGE_BGR, np.float32) + inner * (np.array(HAND_BGR, np.float32) - HAND_EDGE_BGR)
