@@ -3,6 +3,8 @@
 Built from models/face_model.npz (core.face_model), in metres, in the scene's head axes (by
 default facing -Y with +Z up), so that a new user sees results without a rig of their own.
 """
+import math
+
 import bpy
 import numpy as np
 
@@ -43,6 +45,11 @@ def build_demo_head(context) -> tuple:
     collection.objects.link(obj)
     obj.parent = control
 
+    if not any(o.type == 'LIGHT' for o in context.scene.objects):  # so that a render shows the face
+        light = bpy.data.objects.new("maskcap_light", bpy.data.lights.new("maskcap_light", 'SUN'))
+        light.data.energy = 3.0
+        light.rotation_euler = (math.radians(60), 0.0, math.radians(-20))
+        collection.objects.link(light)
     obj[DEMO_PROP] = [0.0] * model.num_identity  # the identity its vertices have now
     obj.shape_key_add(name="Basis", from_mix=False)
     for i, name in enumerate(core.FACS_NAMES):
