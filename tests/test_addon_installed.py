@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "addon-test"
 CLIP_SECONDS = 2.0
 CLIP_FPS = 30
+LIVE_CLIP_SECONDS = 12.0
 
 
 @pytest.fixture(scope="session")
@@ -340,3 +341,105 @@ def _clip_frame(path: Path, index: int) -> np.ndarray:
         ok, frame = capture.read()
         assert ok
     return frame.astype(int)
+
+
+# --- live capture from a file source (one Blender run) -------------------------------------------
+
+LIVE = '''
+import time
+scene = bpy.context.scene
+
+def wait_for_results(count, seconds=90.0):
+    """Poll the timer's body (timers do not run in background mode) until count results applied."""
+    applied, start = 0, time.perf_counter()
+    while applied < count and time.perf_counter() - start < seconds:
+        if pkg.live.current_session() is None:
+            break
+        if pkg.live.apply_newest(scene):
+            applied += 1
+        else:
+            time.sleep(0.01)
+    return applied
+
+def setup():
+    s = scene.maskcap
+    if bpy.data.objects.get("maskcap_head") is None:
+        bpy.ops.maskcap.add_demo_head()
+    s.target = bpy.data.objects["maskcap_head"]
+    s.head_object = bpy.data.objects["maskcap_head_control"]
+    s.source_type = "FILE"
+    s.source_path = CLIP
+    return s
+
+s = setup()
+bpy.ops.maskcap.live_start()
+RESULT["threads_while_running"] = maskcap_threads()
+RESULT["running"] = s.live_running
+RESULT["applied"] = wait_for_results(5)
+keys = bpy.data.objects["maskcap_head"].data.shape_keys.key_blocks
+RESULT["smile_live"] = (keys["MouthSmile_L"].value + keys["MouthSmile_R"].value) / 2
+bpy.ops.maskcap.live_stop()
+RESULT["threads_after_stop"] = maskcap_threads()
+RESULT["session_after_stop"] = pkg.live.current_session() is not None
+RESULT["running_after_stop"] = s.live_running
+
+bpy.ops.maskcap.live_start()
+RESULT["applied_before_disable"] = wait_for_results(1)
+RESULT["threads_before_disable"] = maskcap_threads()
+bpy.ops.preferences.addon_disable(module=MODULE)
+RESULT["threads_after_disable"] = maskcap_threads()
+
+pkg = enable()
+s = setup()
+bpy.ops.maskcap.live_start()
+RESULT["applied_before_delete"] = wait_for_results(1)
+bpy.data.objects.remove(bpy.data.objects["maskcap_head"])
+RESULT["applied_after_delete"] = wait_for_results(1, seconds=5.0)
+RESULT["report_after_delete"] = scene.maskcap.last_report
+RESULT["session_after_delete"] = pkg.live.current_session() is not None
+RESULT["threads_after_delete"] = maskcap_threads()
+bpy.ops.preferences.addon_disable(module=MODULE)
+'''
+
+
+@pytest.fixture(scope="module")
+def live(blender_user):
+    """Live runs at the clip's pace and drops frames while the tracker compiles on first use
+    (several seconds), so it gets a longer clip than the bake."""
+    from training.demo_clip import ClipOptions, write_demo_clip
+
+    clip = write_demo_clip(BUILD / "demo_clip_live.mp4", ClipOptions(seconds=LIVE_CLIP_SECONDS, fps=CLIP_FPS))
+    return blender_run.run(blender_user, LIVE, CLIP=str(clip))
+
+
+def test_live_capture_runs_its_work_in_named_threads(live):
+    assert live["running"]
+    assert any(name.startswith("maskcap-") for name in live["threads_while_running"])
+
+
+def test_live_capture_from_a_file_applies_results_to_the_rig(live):
+    assert live["applied"] == 5
+    assert live["smile_live"] > 0.3  # the photo smiles
+
+
+def test_stopping_live_capture_leaves_no_thread_and_no_session(live):
+    assert live["threads_after_stop"] == []
+    assert not live["session_after_stop"] and not live["running_after_stop"]
+
+
+def test_disabling_the_addon_while_live_leaves_no_thread(live):
+    assert live["applied_before_disable"] == 1 and live["threads_before_disable"]
+    assert live["threads_after_disable"] == []
+
+
+def test_deleting_the_target_while_live_stops_with_a_report_and_no_thread(live):
+    assert live["applied_before_delete"] == 1
+    assert live["applied_after_delete"] == 0
+    assert "target" in live["report_after_delete"].lower() or "deleted" in live["report_after_delete"].lower(), \
+        live["report_after_delete"]
+    assert not live["session_after_delete"]
+    assert live["threads_after_delete"] == []
+
+
+def test_live_run_prints_no_python_traceback(live):
+    assert "Traceback" not in live["_stderr"] and "Traceback" not in live["_stdout"]
