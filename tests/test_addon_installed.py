@@ -216,6 +216,7 @@ def addon_files():
 
 before = addon_files()
 scene = bpy.context.scene
+bpy.data.objects.remove(bpy.data.objects["Cube"])  # the startup cube would enclose the head
 s = scene.maskcap
 bpy.ops.maskcap.add_demo_head()
 s.source_path = CLIP
