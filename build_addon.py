@@ -68,6 +68,9 @@ PLATFORMS = {
     )
 }
 GPU_PLATFORMS = ("linux-x64", "windows-x64")  # onnxruntime-gpu wheels exist only there
+# onnxruntime-gpu has no 1.20.1 release on PyPI; 1.20.2 is the nearest of the same minor version.
+# It needs CUDA 12 and cuDNN 9 on the user's machine (not bundled: they are several GB).
+ONNXRUNTIME_GPU = "1.20.2"
 
 
 class BuildError(RuntimeError):
@@ -98,7 +101,8 @@ def runtime_pins(gpu: bool = False) -> dict[str, str]:
             raise BuildError(f"{name} has no pin in constraints.txt")
         pins[name] = constraints[name]
     if gpu:
-        pins["onnxruntime-gpu"] = pins.pop("onnxruntime")
+        del pins["onnxruntime"]
+        pins["onnxruntime-gpu"] = ONNXRUNTIME_GPU
     return pins
 
 

@@ -56,6 +56,48 @@ def blender_user(addon_zip) -> BlenderUser:
     return user
 
 
+# --- the zip ----------------------------------------------------------------------------------
+
+def _manifest(zip_path: Path) -> dict:
+    import tomllib
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as archive:
+        return tomllib.loads(archive.read("blender_manifest.toml").decode())
+
+
+def test_manifest_declares_an_addon_for_blender_4_2_with_camera_and_file_permissions(addon_zip):
+    manifest = _manifest(addon_zip)
+    assert manifest["schema_version"] == "1.0.0" and manifest["id"] == "maskcap"
+    assert manifest["type"] == "add-on" and manifest["blender_version_min"] == "4.2.0"
+    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert set(manifest["permissions"]) == {"camera", "files"}
+    assert manifest["platforms"] == ["linux-x64"]
+
+
+def test_zip_bundles_the_exact_runtime_pins_as_wheels_but_not_numpy(addon_zip):
+    import zipfile
+
+    import build_addon
+
+    wheels = [Path(w).name for w in _manifest(addon_zip)["wheels"]]
+    with zipfile.ZipFile(addon_zip) as archive:
+        assert all(f"wheels/{w}" in archive.namelist() for w in wheels)
+    bundled = {build_addon.normalise(w.split("-")[0]): w.split("-")[1] for w in wheels}
+    assert bundled == build_addon.runtime_pins()
+    assert "numpy" not in bundled and bundled["onnxruntime"] == build_addon.read_pins(ROOT / "requirements.txt")["onnxruntime"]
+
+
+def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(addon_zip):
+    import zipfile
+
+    with zipfile.ZipFile(addon_zip) as archive:
+        names = set(archive.namelist())
+    assert {"__init__.py", "core/__init__.py", "core/tracker.py", "models/segmenter.onnx",
+            "models/regressor.npz", "models/face_model.npz", "models/ICT-FaceKit-LICENSE.txt", "LICENSE"} <= names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
 # --- install ---------------------------------------------------------------------------------
 
 def test_zip_installs_with_blenders_install_from_disk_operator(blender_user):
