@@ -421,6 +421,14 @@ RESULT["running"] = s.live_running
 RESULT["applied"] = wait_for_results(5)
 keys = bpy.data.objects["maskcap_head"].data.shape_keys.key_blocks
 RESULT["smile_live"] = (keys["MouthSmile_L"].value + keys["MouthSmile_R"].value) / 2
+scene.frame_set(100)
+bpy.ops.maskcap.record_toggle()
+start = time.perf_counter()
+RESULT["applied_while_recording"] = wait_for_results(10)
+RESULT["record_wall_s"] = time.perf_counter() - start
+bpy.ops.maskcap.record_toggle()
+RESULT["recorded"] = fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
+RESULT["scene_fps"] = scene.render.fps / scene.render.fps_base
 bpy.ops.maskcap.live_stop()
 RESULT["threads_after_stop"] = maskcap_threads()
 RESULT["session_after_stop"] = pkg.live.current_session() is not None
@@ -463,6 +471,16 @@ def test_live_capture_runs_its_work_in_named_threads(live):
 def test_live_capture_from_a_file_applies_results_to_the_rig(live):
     assert live["applied"] == 5
     assert live["smile_live"] > 0.3  # the photo smiles
+
+
+def test_recording_while_live_keys_all_46_channels_at_the_scene_frames_of_capture(live):
+    assert live["applied_while_recording"] == 10
+    curves = live["recorded"]
+    assert len(curves) == 46
+    frames = np.array([frame for frame, _ in next(iter(curves.values()))])
+    assert len(frames) >= 10 and frames[0] == 100 and np.all(np.diff(frames) > 0)
+    span_s = (frames[-1] - frames[0]) / live["scene_fps"]
+    assert 0.5 * live["record_wall_s"] - 0.2 < span_s < 1.5 * live["record_wall_s"] + 0.2
 
 
 def test_stopping_live_capture_leaves_no_thread_and_no_session(live):
