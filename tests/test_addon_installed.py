@@ -16,6 +16,7 @@ import pytest
 
 from tests import blender_run
 from tests.blender_run import BlenderUser
+from training.paths import shared_data_dir
 
 pytest.importorskip("bpy", reason="bpy 5.0.1 is a dev requirement: run bash scripts/setup_env.sh")
 
@@ -281,7 +282,36 @@ scene.frame_set(RENDER_FRAME)
 scene.render.filepath = RENDER
 bpy.ops.render.render(write_still=True)
 RESULT["new_addon_files"] = [f for f in addon_files() if f not in before]
+
+if REAL_CLIP:  # real webcam footage (shared data): another size and frame rate, a real hand
+    s.source_path = REAL_CLIP
+    s.write_masks = False
+    bpy.ops.maskcap.bake()
+    take = pkg.bake.last_take()
+    RESULT["real"] = {"frames": len(take), "tracked": take.tracked,
+                      "keys": fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)}
 '''
+
+REAL_CLIP = "webcam_hand_occlusion"  # ../shared/data/videos: a hand passes over a talking face
+REAL_FRAMES = 50
+
+
+def _first_frames(source: Path, target: Path, count: int) -> Path:
+    """The first count frames of a video, re-encoded (the bake has no frame limit)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    writer = None
+    for _ in range(count):
+        ok, frame = capture.read()
+        assert ok, f"{source} has fewer than {count} frames"
+        if writer is None:
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (frame.shape[1], frame.shape[0]))
+        writer.write(frame)
+    writer.release()
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -289,8 +319,12 @@ def baked(blender_user, demo_clip):
     out = BUILD / "bake"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    videos = shared_data_dir() / "videos"
+    real = videos / f"{REAL_CLIP}.mp4"
+    real_clip = str(_first_frames(real, out / "real.mp4", REAL_FRAMES)) if real.is_file() else None
     result = blender_run.run(blender_user, BAKE, CLIP=str(demo_clip), MASKS=str(out / "masks"),
-                             RENDER=str(out / "render.png"), RENDER_FRAME=RENDER_FRAME)
+                             RENDER=str(out / "render.png"), RENDER_FRAME=RENDER_FRAME, REAL_CLIP=real_clip)
+    result.setdefault("real", None)
     result["render"] = out / "render.png"
     return result
 
@@ -374,6 +408,25 @@ def test_composite_shows_the_render_on_the_face_and_the_hand_in_front_of_it(bake
     assert face.sum() > 2000 and hand.sum() > 2000
     assert np.abs(composite - footage)[face].mean() > 20
     assert np.abs(composite - footage)[hand].mean() < 6
+
+
+def _real_or_skip(baked) -> dict:
+    if baked["real"] is None:
+        pytest.skip(f"needs ../shared/data/videos/{REAL_CLIP}.mp4 (see clips.json); set MASKCAP_DATA to run")
+    return baked["real"]
+
+
+def test_bake_of_real_webcam_footage_keys_every_frame_within_0_and_1(baked):
+    real = _real_or_skip(baked)
+    assert real["frames"] == REAL_FRAMES and len(real["keys"]) == 46
+    for name, curve in real["keys"].items():
+        assert [frame for frame, _ in curve] == list(range(1, REAL_FRAMES + 1)), name
+        assert all(0.0 <= value <= 1.0 for _, value in curve), name
+
+
+def test_bake_of_real_webcam_footage_tracks_the_face_in_most_frames(baked):
+    real = _real_or_skip(baked)
+    assert real["tracked"] >= 0.9 * REAL_FRAMES
 
 
 def _clip_frame(path: Path, index: int) -> np.ndarray:
