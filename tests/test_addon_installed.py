@@ -6,7 +6,7 @@ subprocesses (module-scoped fixtures) and each test asserts one behaviour on the
 """
 from __future__ import annotations
 
-import math
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +18,8 @@ from tests import blender_run
 from tests.blender_run import BlenderUser
 from training.paths import shared_data_dir
 
-pytest.importorskip("bpy", reason="bpy 5.0.1 is a dev requirement: run bash scripts/setup_env.sh")
+if importlib.util.find_spec("bpy") is None:  # not imported here: Blender runs only in subprocesses
+    pytest.skip("bpy 5.0.1 is a dev requirement: run bash scripts/setup_env.sh", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "addon-test"
