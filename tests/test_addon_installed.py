@@ -145,6 +145,21 @@ RESULT["arkit_map"] = {c.facs_name: c.shape_keys for c in s.channels}
 RESULT["arkit_left_out"] = left_out
 RESULT["arkit_spelled"] = spelled
 
+# a preset round trip: saved outside the add-on's folder, restores an edited gain and mapping
+addon_root = os.path.dirname(pkg.__file__)
+jaw = next(c for c in s.channels if c.facs_name == "JawOpen")
+jaw.gain = 1.7
+bpy.ops.maskcap.preset_save(name="arkit rig")
+jaw.gain = 1.0
+jaw.shape_keys = ""
+bpy.ops.maskcap.preset_load(name="arkit rig")
+jaw = next(c for c in s.channels if c.facs_name == "JawOpen")
+RESULT["preset_gain"] = jaw.gain
+RESULT["preset_keys"] = jaw.shape_keys
+RESULT["preset_files"] = [os.path.join(d, f) for d, _, names in os.walk(os.environ["BLENDER_USER_EXTENSIONS"])
+                          for f in names if f.endswith(".json") and "arkit rig" in f]
+RESULT["addon_root"] = addon_root
+
 # bad input: each gives an operator error, never an exception escaping the operator
 empty_mesh = bpy.data.meshes.new("no_keys")
 empty_mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
@@ -226,6 +241,13 @@ def test_arkit_keys_the_rig_lacks_are_left_unmapped_and_reported(basics):
     assert warnings and all(facs in warnings[-1] for facs in missing), warnings
 
 
+def test_a_preset_restores_the_mapping_and_gains_and_lives_outside_the_addons_folder(basics):
+    assert basics["preset_gain"] == pytest.approx(1.7)
+    assert basics["preset_keys"] == "JawOpen"
+    assert len(basics["preset_files"]) == 1
+    assert not basics["preset_files"][0].startswith(basics["addon_root"] + "/")
+
+
 @pytest.mark.parametrize("case, words", [
     ("missing_video", ["missing_clip.mp4"]),
     ("unreadable_video", ["junk.mp4"]),
@@ -273,6 +295,9 @@ RESULT["take_frames"] = s.take_frames
 RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir),
                               pkg.engine.load("take").MASK_PATTERN.format(RENDER_FRAME))
 bpy.ops.maskcap.camera_match()
+RESULT["camera"] = {"name": scene.camera.name, "lens_mm": scene.camera.data.lens,
+                    "sensor_mm": scene.camera.data.sensor_width, "focal_px": s.take_focal_px,
+                    "resolution": [scene.render.resolution_x, scene.render.resolution_y]}
 bpy.ops.maskcap.build_compositor()
 RESULT["tree_valid"] = pkg.compositor.tree_is_valid(scene.compositing_node_group)
 scene.render.engine = "CYCLES"
@@ -378,6 +403,13 @@ def test_smiling_photo_bakes_to_smile_keys_well_above_blink_keys(baked):
 
 def test_bake_writes_nothing_into_the_addons_folder(baked):
     assert baked["new_addon_files"] == []
+
+
+def test_camera_match_gives_the_solved_focal_length_and_the_footage_size(baked):
+    camera = baked["camera"]
+    assert camera["name"] == "maskcap_camera" and camera["resolution"] == [640, 480]
+    assert camera["focal_px"] > 0
+    assert camera["lens_mm"] == pytest.approx(camera["focal_px"] * camera["sensor_mm"] / 640, rel=1e-3)
 
 
 def test_compositor_tree_is_valid(baked):
