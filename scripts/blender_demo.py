@@ -36,32 +36,30 @@ def contact_sheet(footage: list, composites: list, width: int = 320):
     return np.vstack([row(footage), row(composites)])
 
 
-def footage_frames(path: Path, indices: list[int]) -> list:
-    """BGR frames at 0-based indices of a video file."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    frames, index, wanted = [], 0, set(indices)
-    while len(frames) < len(wanted):
-        ok, frame = capture.read()
-        if not ok:
-            raise OSError(f"{path} ended before frame {max(wanted)}")
-        if index in wanted:
-            frames.append(frame)
-        index += 1
-    capture.release()
-    return frames
+def footage_frames(source, indices: list[int]) -> list:
+    """BGR frames at 0-based indices of a core FrameSource (video file or image folder)."""
+    wanted, frames = set(indices), {}
+    with source:
+        for frame in source:
+            if frame.index in wanted:
+                frames[frame.index] = frame.image
+            if len(frames) == len(wanted):
+                break
+    missing = wanted - set(frames)
+    if missing:
+        raise OSError(f"the footage ended before frame {min(missing)}")
+    return [frames[i] for i in indices]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zip", type=Path, required=True, help="the extension zip from build_addon.py")
-    parser.add_argument("--clip", type=Path, required=True, help="the video file to bake")
+    parser.add_argument("--clip", type=Path, required=True, help="the footage to bake (video file or image folder)")
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
     out = args.out.resolve()
     clip = args.clip.resolve()
-    if not clip.is_file():
+    if not clip.exists():
         print(f"no clip at {clip}", file=sys.stderr)
         return 1
     isolate_blender_user(out / "blender_user")
@@ -117,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         bpy.ops.render.render(write_still=True)
         composites.append(cv2.imread(scene.render.filepath))
     print(f"rendered frames {frames} into {out / 'demo_render'}")
-    sheet = contact_sheet(footage_frames(clip, [f - first for f in frames]), composites)
+    source = pkg.engine.load("take").open_file_source(str(clip), fps=settings.source_fps)
+    sheet = contact_sheet(footage_frames(source, [f - first for f in frames]), composites)
     files.write_image(out / "demo_contact_sheet.png", sheet)
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     print(f"wrote {blend}, {out / 'demo_take.npz'} and {out / 'demo_contact_sheet.png'}")
