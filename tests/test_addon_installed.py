@@ -111,6 +111,18 @@ def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(ad
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
+def test_shipped_code_never_edits_sys_path_nor_runs_pip_or_subprocesses(addon_zip):
+    import re
+    import zipfile
+
+    forbidden = re.compile(r"\bsys\.path\b|\bpip\b|ensurepip|\bsubprocess\b")
+    with zipfile.ZipFile(addon_zip) as archive:
+        sources = {n: archive.read(n).decode() for n in archive.namelist() if n.endswith(".py")}
+    assert len(sources) > 20
+    offending = {n: forbidden.findall(text) for n, text in sources.items() if forbidden.search(text)}
+    assert offending == {}
+
+
 # --- install ---------------------------------------------------------------------------------
 
 def test_zip_installs_with_blenders_install_from_disk_operator(blender_user):
