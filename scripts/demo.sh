@@ -24,3 +24,15 @@ if [ -e "$clip" ]; then
 else
   echo "no clip to track at $clip (pass one: bash scripts/demo.sh my_clip.mp4)"
 fi
+# The Blender add-on, headless: build the extension zip, install it into bpy (user folder under
+# out/blender_user), add the demo head, bake a clip (yours when given, else a demo clip made from
+# scikit-image's astronaut photo), build the compositor tree, render a few frames, and write
+# out/demo.blend, out/demo_take.npz, out/demo_render/ and out/demo_contact_sheet.png.
+addon_zip=$(.venv/bin/python build_addon.py --platform linux-x64 | tail -n 1 | cut -d' ' -f1)
+echo "built $addon_zip"
+bake_clip=${1:-}
+if [ -z "$bake_clip" ]; then
+  .venv/bin/python -m training.demo_clip --out out/demo_clip.mp4
+  bake_clip=out/demo_clip.mp4
+fi
+.venv/bin/python scripts/blender_demo.py --zip "$addon_zip" --clip "$bake_clip" --out out

@@ -1,0 +1,619 @@
+"""The Blender add-on as a user gets it: the linux-x64 extension zip built by build_addon.py,
+installed headless into bpy 5.0.1 with Blender's install-from-disk operator, exercised there.
+
+The zip is built and installed once per session; the checks are grouped into a few Blender
+subprocesses (module-scoped fixtures) and each test asserts one behaviour on their results.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import blender_run
+from tests.blender_run import BlenderUser
+from training.paths import shared_data_dir
+
+if importlib.util.find_spec("bpy") is None:  # not imported here: Blender runs only in subprocesses
+    pytest.skip("bpy 5.0.1 is a dev requirement: run bash scripts/setup_env.sh", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "addon-test"
+CLIP_SECONDS = 2.0
+CLIP_FPS = 30
+LIVE_CLIP_SECONDS = 12.0
+
+
+@pytest.fixture(scope="session")
+def work_dir() -> Path:
+    """This session's folder in build/ (not pytest's temporary folders, which a concurrent pytest
+    run may rotate away mid-session; per process, so that two runs in one tree do not collide).
+    Removed at the end: the installed add-on alone is about 620 MB."""
+    folder = BUILD / f"session-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def addon_zip(work_dir) -> Path:
+    """The linux-x64 zip, rebuilt each session from the tree (wheels come from build/wheels)."""
+    import build_addon
+
+    if sys.platform != "linux":
+        pytest.skip("the test zip is linux-x64")
+    return build_addon.build_platform(build_addon.PLATFORMS["linux-x64"], work_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_clip(work_dir) -> Path:
+    """A short demo clip (astronaut photo, head motion, a hand passing) made for the session."""
+    from training.demo_clip import ClipOptions, write_demo_clip
+
+    return write_demo_clip(work_dir / "demo_clip.mp4", ClipOptions(seconds=CLIP_SECONDS, fps=CLIP_FPS))
+
+
+@pytest.fixture(scope="session")
+def blender_user(work_dir, addon_zip) -> BlenderUser:
+    """A fresh Blender user folder with the zip installed."""
+    root = work_dir / "blender_user"
+    root.mkdir()
+    user = BlenderUser(root=root, site=blender_run.blender_site(root / "blender_site"))
+    user.installed = blender_run.install(user, addon_zip)
+    return user
+
+
+# --- the zip ----------------------------------------------------------------------------------
+
+def _manifest(zip_path: Path) -> dict:
+    import tomllib
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as archive:
+        return tomllib.loads(archive.read("blender_manifest.toml").decode())
+
+
+def test_manifest_declares_an_addon_for_blender_4_2_with_camera_and_file_permissions(addon_zip):
+    manifest = _manifest(addon_zip)
+    assert manifest["schema_version"] == "1.0.0" and manifest["id"] == "maskcap"
+    assert manifest["type"] == "add-on" and manifest["blender_version_min"] == "4.2.0"
+    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert set(manifest["permissions"]) == {"camera", "files"}
+    assert manifest["platforms"] == ["linux-x64"]
+
+
+def test_zip_bundles_the_exact_runtime_pins_as_wheels_but_not_numpy(addon_zip):
+    import zipfile
+
+    import build_addon
+
+    wheels = [Path(w).name for w in _manifest(addon_zip)["wheels"]]
+    with zipfile.ZipFile(addon_zip) as archive:
+        assert all(f"wheels/{w}" in archive.namelist() for w in wheels)
+    bundled = {build_addon.normalise(w.split("-")[0]): w.split("-")[1] for w in wheels}
+    assert bundled == build_addon.runtime_pins()
+    assert "numpy" not in bundled and bundled["onnxruntime"] == build_addon.read_pins(ROOT / "requirements.txt")["onnxruntime"]
+
+
+def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(addon_zip):
+    import zipfile
+
+    with zipfile.ZipFile(addon_zip) as archive:
+        names = set(archive.namelist())
+    assert {"__init__.py", "core/__init__.py", "core/tracker.py", "models/segmenter.onnx",
+            "models/regressor.npz", "models/face_model.npz", "models/ICT-FaceKit-LICENSE.txt", "LICENSE"} <= names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_shipped_code_never_edits_sys_path_nor_runs_pip_or_subprocesses(addon_zip):
+    import re
+    import zipfile
+
+    forbidden = re.compile(r"\bsys\.path\b|\bpip\b|ensurepip|\bsubprocess\b")
+    with zipfile.ZipFile(addon_zip) as archive:
+        sources = {n: archive.read(n).decode() for n in archive.namelist() if n.endswith(".py")}
+    assert len(sources) > 20
+    offending = {n: forbidden.findall(text) for n, text in sources.items() if forbidden.search(text)}
+    assert offending == {}
+
+
+# --- install ---------------------------------------------------------------------------------
+
+def test_zip_installs_with_blenders_install_from_disk_operator(blender_user):
+    assert blender_user.installed["install"] == ["FINISHED"]
+
+
+def test_installed_module_lies_in_the_isolated_extensions_folder(blender_user):
+    module_file = Path(blender_user.installed["module_file"])
+    assert module_file == blender_user.addon_dir / "__init__.py"
+
+
+# --- register, demo head, retargeting, bad input (one Blender run, no tracking) -------------------
+
+BASICS = '''
+import os
+RESULT["registered"] = all(cls.is_registered for cls in pkg.CLASSES)
+RESULT["class_count"] = len(pkg.CLASSES)
+RESULT["has_settings"] = hasattr(bpy.types.Scene, "maskcap")
+scene = bpy.context.scene
+s = scene.maskcap
+
+bpy.ops.maskcap.add_demo_head()
+head = bpy.data.objects["maskcap_head"]
+RESULT["demo_keys"] = [k.name for k in head.data.shape_keys.key_blocks]
+RESULT["demo_target"] = s.target.name if s.target else None
+RESULT["demo_head_object"] = s.head_object.name if s.head_object else None
+
+# an ARKit-named rig with three keys left out, some names in other cases and separators
+core = pkg.engine.core
+arkit = [core.FACS_TO_ARKIT[name] for name in core.FACS_NAMES]
+left_out = arkit[:3]
+spelled = {"jawOpen": "JawOpen", "mouthSmileLeft": "mouth_smile_left", "cheekPuff": "CHEEK-PUFF"}
+mesh = bpy.data.meshes.new("arkit_face")
+mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+rig = bpy.data.objects.new("arkit_face", mesh)
+scene.collection.objects.link(rig)
+rig.shape_key_add(name="Basis")
+for name in arkit[3:]:
+    rig.shape_key_add(name=spelled.get(name, name), from_mix=False)
+s.target = rig
+bpy.ops.maskcap.auto_map()
+RESULT["arkit_map"] = {c.facs_name: c.shape_keys for c in s.channels}
+RESULT["arkit_left_out"] = left_out
+RESULT["arkit_spelled"] = spelled
+
+# a preset round trip: saved outside the add-on's folder, restores an edited gain and mapping
+addon_root = os.path.dirname(pkg.__file__)
+jaw = next(c for c in s.channels if c.facs_name == "JawOpen")
+jaw.gain = 1.7
+bpy.ops.maskcap.preset_save(name="arkit rig")
+jaw.gain = 1.0
+jaw.shape_keys = ""
+bpy.ops.maskcap.preset_load(name="arkit rig")
+jaw = next(c for c in s.channels if c.facs_name == "JawOpen")
+RESULT["preset_gain"] = jaw.gain
+RESULT["preset_keys"] = jaw.shape_keys
+RESULT["preset_files"] = [os.path.join(d, f) for d, _, names in os.walk(os.environ["BLENDER_USER_EXTENSIONS"])
+                          for f in names if f.endswith(".json") and "arkit rig" in f]
+RESULT["addon_root"] = addon_root
+
+# bad input: each gives an operator error, never an exception escaping the operator
+empty_mesh = bpy.data.meshes.new("no_keys")
+empty_mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+no_keys = bpy.data.objects.new("no_keys", empty_mesh)
+scene.collection.objects.link(no_keys)
+s.target = head
+s.source_path = "/nonexistent/missing_clip.mp4"
+RESULT["missing_video"] = error_of(bpy.ops.maskcap.bake)
+junk = os.path.join(os.getcwd(), "junk.mp4")
+with open(junk, "w") as f:
+    f.write("this is not a video")
+s.source_path = junk
+RESULT["unreadable_video"] = error_of(bpy.ops.maskcap.bake)
+s.source_path = CLIP
+s.target = no_keys
+RESULT["no_shape_keys"] = error_of(bpy.ops.maskcap.bake)
+s.target = head
+s.source_type = "CAMERA"
+s.camera_index = 16  # the highest index the setting allows; no such camera here
+RESULT["camera_does_not_open"] = error_of(bpy.ops.maskcap.live_start)
+RESULT["threads_after_camera_error"] = maskcap_threads()
+
+bpy.ops.preferences.addon_disable(module=MODULE)
+RESULT["unregistered"] = not any(cls.is_registered for cls in pkg.CLASSES)
+RESULT["settings_after_disable"] = hasattr(bpy.types.Scene, "maskcap")
+pkg = enable()
+RESULT["registered_again"] = all(cls.is_registered for cls in pkg.CLASSES)
+bpy.ops.preferences.addon_disable(module=MODULE)
+RESULT["unregistered_again"] = not any(cls.is_registered for cls in pkg.CLASSES)
+'''
+
+
+@pytest.fixture(scope="module")
+def basics(blender_user, demo_clip):
+    return blender_run.run(blender_user, BASICS, CLIP=str(demo_clip))
+
+
+def test_enabling_registers_every_class_and_the_scene_settings(basics):
+    assert basics["class_count"] > 10
+    assert basics["registered"] and basics["has_settings"]
+
+
+def test_disabling_unregisters_every_class_and_the_scene_settings(basics):
+    assert basics["unregistered"] and not basics["settings_after_disable"]
+
+
+def test_the_addon_can_be_enabled_and_disabled_again(basics):
+    assert basics["registered_again"] and basics["unregistered_again"]
+
+
+def test_demo_head_has_the_46_facs_shape_keys_after_its_basis(basics):
+    from core.facs import FACS_NAMES
+
+    keys = basics["demo_keys"]
+    assert len(keys) == 47
+    assert keys[1:] == list(FACS_NAMES)
+
+
+def test_demo_head_becomes_the_target_and_the_head_to_drive(basics):
+    assert basics["demo_target"] == "maskcap_head"
+    assert basics["demo_head_object"] == "maskcap_head_control"
+
+
+def test_arkit_named_rig_maps_every_key_it_has_whatever_the_case_and_separators(basics):
+    from core.facs import FACS_TO_ARKIT
+
+    spelled = basics["arkit_spelled"]
+    for facs, arkit in FACS_TO_ARKIT.items():
+        if arkit not in basics["arkit_left_out"]:
+            assert basics["arkit_map"][facs] == spelled.get(arkit, arkit), facs
+
+
+def test_arkit_keys_the_rig_lacks_are_left_unmapped_and_reported(basics):
+    from core.facs import ARKIT_TO_FACS
+
+    missing = [ARKIT_TO_FACS[name] for name in basics["arkit_left_out"]]
+    assert all(basics["arkit_map"][facs] == "" for facs in missing)
+    warnings = [line for line in basics["_stdout"].splitlines() if line.startswith("Warning: maskcap")]
+    assert warnings and all(facs in warnings[-1] for facs in missing), warnings
+
+
+def test_a_preset_restores_the_mapping_and_gains_and_lives_outside_the_addons_folder(basics):
+    assert basics["preset_gain"] == pytest.approx(1.7)
+    assert basics["preset_keys"] == "JawOpen"
+    assert len(basics["preset_files"]) == 1
+    assert not basics["preset_files"][0].startswith(basics["addon_root"] + "/")
+
+
+@pytest.mark.parametrize("case, words", [
+    ("missing_video", ["missing_clip.mp4"]),
+    ("unreadable_video", ["junk.mp4"]),
+    ("no_shape_keys", ["shape key"]),
+    ("camera_does_not_open", ["camera 16"]),
+])
+def test_bad_input_is_an_error_report_naming_the_problem_not_a_traceback(basics, case, words):
+    message = basics[case]
+    assert message is not None, f"{case}: the operator succeeded"
+    assert "maskcap" in message and "Traceback" not in message, message
+    assert all(word.lower() in message.lower() for word in words), message
+
+
+def test_a_camera_that_does_not_open_leaves_no_thread(basics):
+    assert basics["threads_after_camera_error"] == []
+
+
+def test_no_python_traceback_is_printed_in_the_whole_run(basics):
+    assert "Traceback" not in basics["_stderr"] and "Traceback" not in basics["_stdout"]
+
+
+# --- bake, camera match, compositor, render (one Blender run) ------------------------------------
+
+RENDER_FRAME = 58  # the hand covers the right half of the face here (see training.demo_clip)
+
+BAKE = '''
+import os
+def addon_files():
+    root = os.path.dirname(pkg.__file__)
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, names in os.walk(root)
+                  for f in names if "__pycache__" not in d)
+
+before = addon_files()
+scene = bpy.context.scene
+bpy.data.objects.remove(bpy.data.objects["Cube"])  # the startup cube would enclose the head
+s = scene.maskcap
+bpy.ops.maskcap.add_demo_head()
+s.source_path = CLIP
+s.write_masks = True
+s.mask_dir = MASKS
+bpy.ops.maskcap.bake()
+RESULT["keys"] = fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
+RESULT["head"] = fcurves(bpy.data.objects["maskcap_head_control"])
+RESULT["take_frames"] = s.take_frames
+RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir),
+                              pkg.engine.load("take").MASK_PATTERN.format(RENDER_FRAME))
+bpy.ops.maskcap.camera_match()
+RESULT["camera"] = {"name": scene.camera.name, "lens_mm": scene.camera.data.lens,
+                    "sensor_mm": scene.camera.data.sensor_width, "focal_px": s.take_focal_px,
+                    "resolution": [scene.render.resolution_x, scene.render.resolution_y]}
+bpy.ops.maskcap.build_compositor()
+RESULT["tree_valid"] = pkg.compositor.tree_is_valid(scene.compositing_node_group)
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = 1
+scene.cycles.use_denoising = False
+scene.frame_set(RENDER_FRAME)
+scene.render.filepath = RENDER
+bpy.ops.render.render(write_still=True)
+RESULT["new_addon_files"] = [f for f in addon_files() if f not in before]
+
+if REAL_CLIP:  # real webcam footage (shared data): another size and frame rate, a real hand
+    s.source_path = REAL_CLIP
+    s.write_masks = False
+    bpy.ops.maskcap.bake()
+    take = pkg.bake.last_take()
+    RESULT["real"] = {"frames": len(take), "tracked": take.tracked,
+                      "keys": fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)}
+'''
+
+REAL_CLIP = "webcam_hand_occlusion"  # ../shared/data/videos: a hand passes over a talking face
+REAL_FRAMES = 50
+
+
+def _first_frames(source: Path, target: Path, count: int) -> Path:
+    """The first count frames of a video, re-encoded (the bake has no frame limit)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    writer = None
+    for _ in range(count):
+        ok, frame = capture.read()
+        assert ok, f"{source} has fewer than {count} frames"
+        if writer is None:
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (frame.shape[1], frame.shape[0]))
+        writer.write(frame)
+    writer.release()
+    return target
+
+
+@pytest.fixture(scope="module")
+def baked(work_dir, blender_user, demo_clip):
+    out = work_dir / "bake"
+    out.mkdir()
+    videos = shared_data_dir() / "videos"
+    real = videos / f"{REAL_CLIP}.mp4"
+    real_clip = str(_first_frames(real, out / "real.mp4", REAL_FRAMES)) if real.is_file() else None
+    result = blender_run.run(blender_user, BAKE, CLIP=str(demo_clip), MASKS=str(out / "masks"),
+                             RENDER=str(out / "render.png"), RENDER_FRAME=RENDER_FRAME, REAL_CLIP=real_clip)
+    result.setdefault("real", None)
+    result["render"] = out / "render.png"
+    return result
+
+
+def _values(curves: dict, name: str) -> np.ndarray:
+    return np.array([value for _, value in curves[name]])
+
+
+def test_bake_keys_every_frame_of_the_clip(baked):
+    assert baked["take_frames"] == CLIP_SECONDS * CLIP_FPS
+
+
+def test_bake_keys_all_46_shape_keys_on_every_frame_within_0_and_1(baked):
+    from core.facs import FACS_NAMES
+
+    frames = list(range(1, baked["take_frames"] + 1))
+    for name in FACS_NAMES:
+        curve = baked["keys"][f'key_blocks["{name}"].value[0]']
+        assert [frame for frame, _ in curve] == frames, name
+        assert all(0.0 <= value <= 1.0 for _, value in curve), name
+
+
+def test_bake_keys_the_head_location_and_rotation(baked):
+    assert {f"{path}[{i}]" for path in ("location", "rotation_euler") for i in range(3)} <= set(baked["head"])
+
+
+def test_baked_head_roll_follows_the_clips_roll(baked):
+    """The clip rolls the photo by 8 sin(2 pi t / 2.3) degrees; with the default axes X,Z,-Y the
+    roll (about the face's outward axis) lands on Blender's -Y rotation."""
+    from training.demo_clip import ClipOptions
+
+    t = np.arange(baked["take_frames"]) / CLIP_FPS
+    clip_roll = ClipOptions().roll_deg * np.sin(2 * np.pi * t / 2.3)
+    baked_roll = -np.degrees(_values(baked["head"], "rotation_euler[1]"))
+    assert np.corrcoef(baked_roll, clip_roll)[0, 1] > 0.8
+    assert 0.5 < np.ptp(baked_roll) / np.ptp(clip_roll) < 2.0
+
+
+def test_baked_head_sway_follows_the_clips_sideways_motion(baked):
+    t = np.arange(baked["take_frames"]) / CLIP_FPS
+    clip_dx = np.sin(2 * np.pi * t / 2.9)
+    assert np.corrcoef(_values(baked["head"], "location[0]"), clip_dx)[0, 1] > 0.8
+
+
+def test_smiling_photo_bakes_to_smile_keys_well_above_blink_keys(baked):
+    smile = np.mean([_values(baked["keys"], f'key_blocks["MouthSmile_{s}"].value[0]') for s in "LR"])
+    blink = np.mean([_values(baked["keys"], f'key_blocks["EyeBlink_{s}"].value[0]') for s in "LR"])
+    assert smile > 0.3 and blink < 0.1 and smile > 3 * blink
+
+
+def test_bake_writes_nothing_into_the_addons_folder(baked):
+    assert baked["new_addon_files"] == []
+
+
+def test_camera_match_gives_the_solved_focal_length_and_the_footage_size(baked):
+    camera = baked["camera"]
+    assert camera["name"] == "maskcap_camera" and camera["resolution"] == [640, 480]
+    assert camera["focal_px"] > 0
+    assert camera["lens_mm"] == pytest.approx(camera["focal_px"] * camera["sensor_mm"] / 640, rel=1e-3)
+
+
+def test_compositor_tree_is_valid(baked):
+    assert baked["tree_valid"]
+
+
+def test_composite_keeps_the_footage_wherever_the_mask_is_not_face(baked, demo_clip):
+    import cv2
+
+    composite = cv2.imread(str(baked["render"]))
+    mask = cv2.imread(baked["mask"], cv2.IMREAD_GRAYSCALE)
+    footage = _clip_frame(demo_clip, RENDER_FRAME - 1)
+    assert composite.shape == footage.shape and mask.shape == footage.shape[:2]
+    outside = mask < 8
+    assert np.abs(composite.astype(int) - footage)[outside].mean() < 6
+
+
+def test_composite_shows_the_render_on_the_face_and_the_hand_in_front_of_it(baked, demo_clip):
+    """Paper Fig. 5: the rendered head replaces the face, the occluding hand stays in front."""
+    import cv2
+    from training.demo_clip import ClipOptions, occluder_coverage
+
+    options = ClipOptions(seconds=CLIP_SECONDS, fps=CLIP_FPS)
+    composite = cv2.imread(str(baked["render"])).astype(int)
+    mask = cv2.imread(baked["mask"], cv2.IMREAD_GRAYSCALE)
+    footage = _clip_frame(demo_clip, RENDER_FRAME - 1)
+    hand = occluder_coverage((RENDER_FRAME - 1) / CLIP_FPS, options) > 0.99
+    face = (mask > 247) & ~hand
+    assert face.sum() > 2000 and hand.sum() > 2000
+    assert np.abs(composite - footage)[face].mean() > 20
+    assert np.abs(composite - footage)[hand].mean() < 6
+
+
+def _real_or_skip(baked) -> dict:
+    if baked["real"] is None:
+        pytest.skip(f"needs ../shared/data/videos/{REAL_CLIP}.mp4 (see clips.json); set MASKCAP_DATA to run")
+    return baked["real"]
+
+
+def test_bake_of_real_webcam_footage_keys_every_frame_within_0_and_1(baked):
+    real = _real_or_skip(baked)
+    assert real["frames"] == REAL_FRAMES and len(real["keys"]) == 46
+    for name, curve in real["keys"].items():
+        assert [frame for frame, _ in curve] == list(range(1, REAL_FRAMES + 1)), name
+        assert all(0.0 <= value <= 1.0 for _, value in curve), name
+
+
+def test_bake_of_real_webcam_footage_tracks_the_face_in_most_frames(baked):
+    real = _real_or_skip(baked)
+    assert real["tracked"] >= 0.9 * REAL_FRAMES
+
+
+def _clip_frame(path: Path, index: int) -> np.ndarray:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    for _ in range(index + 1):
+        ok, frame = capture.read()
+        assert ok
+    return frame.astype(int)
+
+
+# --- live capture from a file source (one Blender run) -------------------------------------------
+
+LIVE = '''
+import time
+scene = bpy.context.scene
+
+def wait_for_results(count, seconds=90.0):
+    """Poll the timer's body (timers do not run in background mode) until count results applied."""
+    applied, start = 0, time.perf_counter()
+    while applied < count and time.perf_counter() - start < seconds:
+        if pkg.live.current_session() is None:
+            break
+        if pkg.live.apply_newest(scene):
+            applied += 1
+        else:
+            time.sleep(0.01)
+    return applied
+
+def setup():
+    s = scene.maskcap
+    if bpy.data.objects.get("maskcap_head") is None:
+        bpy.ops.maskcap.add_demo_head()
+    s.target = bpy.data.objects["maskcap_head"]
+    s.head_object = bpy.data.objects["maskcap_head_control"]
+    s.source_type = "FILE"
+    s.source_path = CLIP
+    return s
+
+s = setup()
+s.source_path = WARMUP_CLIP
+bpy.ops.maskcap.bake()  # the tracker compiles on first use; live would drop the clip meanwhile
+s.source_path = CLIP
+bpy.ops.maskcap.live_start()
+RESULT["threads_while_running"] = maskcap_threads()
+RESULT["running"] = s.live_running
+RESULT["applied"] = wait_for_results(5)
+keys = bpy.data.objects["maskcap_head"].data.shape_keys.key_blocks
+RESULT["smile_live"] = (keys["MouthSmile_L"].value + keys["MouthSmile_R"].value) / 2
+scene.frame_set(100)
+bpy.ops.maskcap.record_toggle()
+start = time.perf_counter()
+RESULT["applied_while_recording"] = wait_for_results(10)
+RESULT["record_wall_s"] = time.perf_counter() - start
+bpy.ops.maskcap.record_toggle()
+RESULT["recorded"] = fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
+RESULT["scene_fps"] = scene.render.fps / scene.render.fps_base
+bpy.ops.maskcap.live_stop()
+RESULT["threads_after_stop"] = maskcap_threads()
+RESULT["session_after_stop"] = pkg.live.current_session() is not None
+RESULT["running_after_stop"] = s.live_running
+
+bpy.ops.maskcap.live_start()
+RESULT["applied_before_disable"] = wait_for_results(1)
+RESULT["threads_before_disable"] = maskcap_threads()
+bpy.ops.preferences.addon_disable(module=MODULE)
+RESULT["threads_after_disable"] = maskcap_threads()
+
+pkg = enable()
+s = setup()
+bpy.ops.maskcap.live_start()
+RESULT["applied_before_delete"] = wait_for_results(1)
+bpy.data.objects.remove(bpy.data.objects["maskcap_head"])
+RESULT["applied_after_delete"] = wait_for_results(1, seconds=5.0)
+RESULT["report_after_delete"] = scene.maskcap.last_report
+RESULT["session_after_delete"] = pkg.live.current_session() is not None
+RESULT["threads_after_delete"] = maskcap_threads()
+bpy.ops.preferences.addon_disable(module=MODULE)
+'''
+
+
+@pytest.fixture(scope="module")
+def live(work_dir, blender_user, demo_clip):
+    """Live runs at the clip's pace, dropping frames while the tracker is busy: after a warm-up
+    bake (the tracker's first-use compile takes seconds), a longer clip than the bake's."""
+    from training.demo_clip import ClipOptions, write_demo_clip
+
+    clip = write_demo_clip(work_dir / "demo_clip_live.mp4", ClipOptions(seconds=LIVE_CLIP_SECONDS, fps=CLIP_FPS))
+    return blender_run.run(blender_user, LIVE, CLIP=str(clip), WARMUP_CLIP=str(demo_clip))
+
+
+def test_live_capture_runs_its_work_in_named_threads(live):
+    assert live["running"]
+    assert any(name.startswith("maskcap-") for name in live["threads_while_running"])
+
+
+def test_live_capture_from_a_file_applies_results_to_the_rig(live):
+    assert live["applied"] == 5
+    assert live["smile_live"] > 0.3  # the photo smiles
+
+
+def test_recording_while_live_keys_all_46_channels_at_the_scene_frames_of_capture(live):
+    assert live["applied_while_recording"] == 10
+    curves = live["recorded"]
+    assert len(curves) == 46
+    frames = np.array([frame for frame, _ in next(iter(curves.values()))])
+    # the first result applied after Record may have been captured just before it
+    assert len(frames) >= live["applied_while_recording"] - 1
+    assert frames[0] == 100 and np.all(np.diff(frames) > 0)
+    span_s = (frames[-1] - frames[0]) / live["scene_fps"]
+    assert 0.5 * live["record_wall_s"] - 0.2 < span_s < 1.5 * live["record_wall_s"] + 0.2
+
+
+def test_stopping_live_capture_leaves_no_thread_and_no_session(live):
+    assert live["threads_after_stop"] == []
+    assert not live["session_after_stop"] and not live["running_after_stop"]
+
+
+def test_disabling_the_addon_while_live_leaves_no_thread(live):
+    assert live["applied_before_disable"] == 1 and live["threads_before_disable"]
+    assert live["threads_after_disable"] == []
+
+
+def test_deleting_the_target_while_live_stops_with_a_report_and_no_thread(live):
+    assert live["applied_before_delete"] == 1
+    assert live["applied_after_delete"] == 0
+    assert "target" in live["report_after_delete"].lower() or "deleted" in live["report_after_delete"].lower(), \
+        live["report_after_delete"]
+    assert not live["session_after_delete"]
+    assert live["threads_after_delete"] == []
+
+
+def test_live_run_prints_no_python_traceback(live):
+    assert "Traceback" not in live["_stderr"] and "Traceback" not in live["_stdout"]
