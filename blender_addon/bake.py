@@ -50,7 +50,8 @@ def check_inputs(scene, footage: str) -> "drive.Rig":
 
 
 def tracker_options(settings):
-    return load("tracker").TrackerOptions(focal_mm=settings.focal_mm)
+    # inline identity/focal solves: baking the same clip twice gives the same keyframes
+    return load("tracker").TrackerOptions(focal_mm=settings.focal_mm, synchronous_adaptation=True)
 
 
 def finish_bake(scene, rig, take, keep_partial: bool) -> str:

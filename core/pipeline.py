@@ -11,6 +11,7 @@ stop(), on the end of a file source, or on an error, which `error` then holds.
 """
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from .sources import Frame, FrameSource
 from .tracker import FaceTracker, TrackResult
 
 _END = object()
+_STOPPED = object()  # a wait ended by stop(), not by the awaited item
 
 
 @dataclass
@@ -39,7 +41,10 @@ class Pipeline:
     """Runs a FaceTracker over a FrameSource on three threads.
 
     live=True drops frames that the tracker cannot keep up with (a camera); live=False keeps
-    every frame in order (a file being baked).
+    every frame in order (a file being baked) and is repeatable: frame k is segmented from the
+    shape left by frame k-2 (while frame k-1 is regressed), never from whichever shape the
+    threads' timing happens to offer. With TrackerOptions(synchronous_adaptation=True) the same
+    file then gives the same take every run.
     """
 
     def __init__(self, tracker: FaceTracker, source: FrameSource, live: bool = False, queue_size: int = 4):
@@ -54,6 +59,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self.error: BaseException | None = None
         self.stats = PipelineStats()
+        self._bases: dict = {}   # not live: the basis left by each regressed frame
+        self._basis_ready = threading.Condition()
         self._threads = [threading.Thread(target=self._guard, args=(fn,), name=f"maskcap-{name}", daemon=False)
                          for name, fn in (("capture", self._capture), ("segment", self._segment),
                                           ("regress", self._regress))]
@@ -130,24 +137,46 @@ class Pipeline:
         _put(self._frames, _END, self._stop)
 
     def _segment(self) -> None:
-        while not self._stop.is_set():
+        start_basis = self.tracker.basis()
+        for sequence in itertools.count():
             frame = _get(self._frames, self._stop)
             if frame is None or frame is _END:
                 _put(self._prepared, _END, self._stop)
                 return
             # a source object of the caller's may deliver gray, BGRA or wrong frames: say which
             image = as_bgr_uint8(frame.image, f"frame {frame.index} of {self.source.name or 'the source'}")
-            prepared = self.tracker.prepare(image)
+            basis = None
+            if not self.live:
+                basis = start_basis if sequence < 2 else self._wait_for_basis(sequence - 2)
+                if basis is _STOPPED:
+                    return
+            prepared = self.tracker.prepare(image, basis=basis)
             if not _put(self._prepared, (frame, prepared), self._stop):
                 return
 
+    def _wait_for_basis(self, sequence: int):
+        """The basis that regressing frame `sequence` left, or _STOPPED if the pipeline stops first."""
+        with self._basis_ready:
+            while sequence not in self._bases:
+                if self._stop.is_set():
+                    return _STOPPED
+                self._basis_ready.wait(0.05)
+            return self._bases.pop(sequence)
+
+    def _publish_basis(self, sequence: int) -> None:
+        with self._basis_ready:
+            self._bases[sequence] = self.tracker.basis()
+            self._basis_ready.notify_all()
+
     def _regress(self) -> None:
-        while not self._stop.is_set():
+        for sequence in itertools.count():
             item = _get(self._prepared, self._stop)
             if item is None or item is _END:
                 break
             frame, prepared = item
             result = self.tracker.regress(prepared)
+            if not self.live:
+                self._publish_basis(sequence)
             with self._lock:
                 self._latest = (frame, result)
             self.stats.frames += 1

@@ -123,14 +123,16 @@ def track_clip(spec: str | Path | FrameSource, *, tracker_options: TrackerOption
     """Track every frame of a file source into a Take. Cancelling (cancel.set()) returns the
     frames done so far with take.cancelled True. Source errors raise SourceError /
     FileNotFoundError before any frame is tracked, or end the take where decoding failed.
-    A given `tracker` is used (and closed); otherwise one is made from tracker_options."""
+    A given `tracker` is used (and closed); otherwise one is made from tracker_options (default:
+    identity and focal solved inline, so the same clip always gives the same take)."""
     source = spec if isinstance(spec, FrameSource) else open_file_source(spec)
     with source:
         builder = TakeBuilder(source.fps, source.size, source.name, source.frame_count)
         if mask_dir is not None:
             Path(mask_dir).mkdir(parents=True, exist_ok=True)
         cancelled = False
-        tracker = tracker or FaceTracker(tracker_options)
+        # a bake must give the same take every run: identity and focal are solved inline
+        tracker = tracker or FaceTracker(tracker_options or TrackerOptions(synchronous_adaptation=True))
         with tracker, Pipeline(tracker, source, live=False) as pipe:
             for frame, result in pipe.results():
                 builder.add(frame.index, frame.time_s, result)

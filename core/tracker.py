@@ -95,6 +95,17 @@ class PreparedFrame:
     timings: dict
 
 
+@dataclass(frozen=True)
+class TrackingBasis:
+    """What prepare() starts from: the kept shape, the landmark model of the current identity,
+    and the focal length. A pipeline that must give the same take every run prepares frame k from
+    the basis left by frame k-2, whatever the threads' timing."""
+
+    state: ShapeState | None
+    landmark_model: LandmarkModel
+    focal: float | None
+
+
 def _check_mask(mask, shape) -> np.ndarray | None:
     if mask is None:
         return None
@@ -203,6 +214,11 @@ class FaceTracker:
         spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
         return results[int(np.argmin(spread))]
 
+    def basis(self) -> TrackingBasis:
+        """A snapshot of what the next prepare() would start from."""
+        state = None if self._state is None else self._state.copy()
+        return TrackingBasis(state, self._lm, self._focal)
+
     def reset(self) -> None:
         """Forget the face (the next frame starts from a detection); identity and focal stay."""
         self._state = None
@@ -213,22 +229,28 @@ class FaceTracker:
     # The two halves of a frame, which the pipeline runs on different threads for consecutive
     # frames: prepare (find the face box, segment) and regress (update the shape).
 
-    def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> "PreparedFrame":
-        """Face box from the last tracked shape (or a detection), and the face mask in it."""
+    def prepare(self, image: np.ndarray, mask: np.ndarray | None = None,
+                basis: TrackingBasis | None = None) -> "PreparedFrame":
+        """Face box from the last tracked shape (or a detection), and the face mask in it.
+        basis: start from this snapshot (see TrackingBasis) instead of the tracker's latest shape."""
         timings: dict[str, float] = {}
         h, w = image.shape[:2]
-        state = self._state
+        state = self._state if basis is None else basis.state
         if self._focal is None or self._frame_size != (w, h):
             # first frame, or a new size (another clip, camera mode): the focal length in pixels
             # and the kept shape were for the old size
             self._focal, self._frame_size = focal_from_mm(self.options.focal_mm, w), (w, h)
             self._state = state = None
         lm, focal = self._lm, self._focal
+        if basis is not None and basis.focal is not None:
+            lm, focal = basis.landmark_model, basis.focal
         center = principal_point((w, h))
         start = None
         if state is not None and not _plausible_face_box(face_box_from_landmarks(landmarks(state, lm, focal, center)),
                                                          (w, h)):
-            self._state = state = None  # the kept shape blew up: start again from a detection
+            state = None  # the kept shape blew up: start again from a detection
+            if basis is None:
+                self._state = None
         t0 = time.perf_counter()
         if state is None:
             boxes = detect_faces(image)

@@ -30,9 +30,15 @@ class FakeTracker:
         self.prepare_started = {}
         self.overlaps = 0
         self.overlap_probe = overlap_probe
+        self.regressed = 0
+        self.bases = {}
 
-    def prepare(self, image):
+    def basis(self):
+        return self.regressed  # how many frames had been regressed when the snapshot was taken
+
+    def prepare(self, image, basis=None):
         k = int(image[0, 0, 0])
+        self.bases[k] = basis
         self.prepare_started[k] = threading.Event()
         self.prepare_started[k].set()
         return PreparedFrame(image, np.ones(image.shape[:2], np.uint8), None, None, {"k": k})
@@ -47,6 +53,7 @@ class FakeTracker:
             while k + 1 not in self.prepare_started and time.monotonic() < deadline:
                 time.sleep(0.001)
             self.overlaps += k + 1 in self.prepare_started
+        self.regressed += 1
         return TrackResult(ok=True, confidence=float(k))
 
 
@@ -84,3 +91,18 @@ def test_stop_ends_a_live_source_that_never_ends():
     assert pipe.latest() is not None
     pipe.stop()
     assert not pipe.running and _no_pipeline_threads()
+
+
+def test_a_file_is_segmented_from_the_shape_two_frames_back_whatever_the_timing():
+    tracker = FakeTracker(overlap_probe=True)
+    with Pipeline(tracker, CountingSource(20)) as pipe:
+        list(pipe.results())
+    assert tracker.bases[0] == 0 and tracker.bases[1] == 0
+    assert all(tracker.bases[k] == k - 1 for k in range(2, 20))  # frames 0..k-2 regressed, not k-1
+
+
+def test_a_live_source_is_segmented_from_the_latest_shape():
+    tracker = FakeTracker()
+    with Pipeline(tracker, CountingSource(10), live=True) as pipe:
+        list(pipe.results())
+    assert set(tracker.bases.values()) == {None}

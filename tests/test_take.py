@@ -30,7 +30,10 @@ class ListSource(FrameSource):
 class FaceEveryOtherFrame:
     """A stand-in tracker: frame k has JawOpen = k / 100; odd frames are lost."""
 
-    def prepare(self, image):
+    def basis(self):
+        return None
+
+    def prepare(self, image, basis=None):
         return PreparedFrame(image, np.ones(image.shape[:2], np.uint8), None, None, {})
 
     def regress(self, prepared):
@@ -118,3 +121,14 @@ def test_a_real_clip_gives_weights_in_range_that_move():
     good = take.blendshapes[take.ok]
     assert good.min() >= 0.0 and good.max() <= 1.0
     assert good.std(0).max() > 0.01
+
+
+def test_a_clip_bakes_to_the_same_take_twice():
+    """Offline bakes are repeatable: the pipeline segments from a fixed frame's shape and the
+    identity/focal solve runs inline (track_clip's default options)."""
+    clip = data_or_skip("videos") / "webcam_talking.mp4"
+    first, second = track_clip(clip, max_frames=60), track_clip(clip, max_frames=60)
+    assert first.tracked > 50 and np.array_equal(first.ok, second.ok)
+    assert np.array_equal(first.landmarks, second.landmarks)
+    assert np.array_equal(first.blendshapes, second.blendshapes)
+    assert np.array_equal(first.focal_px, second.focal_px)
