@@ -1,7 +1,7 @@
 """maskcap: occlusion-aware facial performance capture (Saito, Li and Li, ECCV 2016) in Blender.
 
 Live capture and footage bake onto a character's 46 FACS shape keys and head, a demo head,
-camera match and the paper's Fig. 5 compositing. The engine is `core/`, vendored in this package.
+camera match, the paper's Fig. 5 compositing, and anonymised copies of footage. The engine is `core/`, vendored in this package.
 """
 bl_info = {  # read by Blender versions that load legacy add-ons; extensions use blender_manifest.toml
     "name": "maskcap",
@@ -15,10 +15,11 @@ bl_info = {  # read by Blender versions that load legacy add-ons; extensions use
 
 import bpy
 
-from . import (bake, camera_match, compositor, demo_head, live, panel, preview, properties,  # noqa: E402
-               retarget_ops)
+from . import (anonymize, bake, camera_match, compositor, demo_head, live, panel, preview,  # noqa: E402
+               properties, retarget_ops)
 
-_MODULES = (properties, retarget_ops, bake, live, demo_head, camera_match, compositor, preview, panel)
+_MODULES = (properties, retarget_ops, bake, live, demo_head, camera_match, compositor, preview, anonymize,
+            panel)
 CLASSES = tuple(cls for module in _MODULES for cls in module.CLASSES)
 
 

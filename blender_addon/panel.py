@@ -85,6 +85,18 @@ class MASKCAP_PT_bake(_Panel, bpy.types.Panel):
         row.operator("maskcap.build_compositor", icon='NODE_COMPOSITING')
 
 
+class MASKCAP_PT_anonymize(_Panel, bpy.types.Panel):
+    bl_label = "Anonymise"
+    bl_parent_id = "MASKCAP_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator("maskcap.anonymize_clip", text="Anonymise footage", icon='HIDE_ON')
+        op = layout.operator("maskcap.anonymize_clip", text="Anonymise active movie strip", icon='SEQUENCE')
+        op.use_strip = True
+
+
 class MASKCAP_PT_filter(_Panel, bpy.types.Panel):
     bl_label = "Filter (One Euro)"
     bl_parent_id = "MASKCAP_PT_main"
@@ -154,5 +166,6 @@ class MASKCAP_PT_mapping(_Panel, bpy.types.Panel):
             col.prop(ch, "neutral")
 
 
-CLASSES = (MASKCAP_UL_channels, MASKCAP_PT_main, MASKCAP_PT_live, MASKCAP_PT_bake, MASKCAP_PT_filter,
+CLASSES = (MASKCAP_UL_channels, MASKCAP_PT_main, MASKCAP_PT_live, MASKCAP_PT_bake, MASKCAP_PT_anonymize,
+           MASKCAP_PT_filter,
            MASKCAP_PT_head, MASKCAP_PT_mapping)

@@ -204,6 +204,8 @@ s.source_type = "CAMERA"
 s.camera_index = 16  # the highest index the setting allows; no such camera here
 RESULT["camera_does_not_open"] = error_of(bpy.ops.maskcap.live_start)
 RESULT["threads_after_camera_error"] = maskcap_threads()
+RESULT["anonymize_without_strip"] = error_of(lambda: bpy.ops.maskcap.anonymize_clip(use_strip=True))
+RESULT["anonymize_missing_video"] = error_of(lambda: bpy.ops.maskcap.anonymize_clip(filepath="/nonexistent/gone.mp4"))
 
 bpy.ops.preferences.addon_disable(module=MODULE)
 RESULT["unregistered"] = not any(cls.is_registered for cls in pkg.CLASSES)
@@ -276,6 +278,8 @@ def test_a_preset_restores_the_mapping_and_gains_and_lives_outside_the_addons_fo
     ("unreadable_video", ["junk.mp4"]),
     ("no_shape_keys", ["shape key"]),
     ("camera_does_not_open", ["camera 16"]),
+    ("anonymize_without_strip", ["movie strip"]),
+    ("anonymize_missing_video", ["gone.mp4"]),
 ])
 def test_bad_input_is_an_error_report_naming_the_problem_not_a_traceback(basics, case, words):
     message = basics[case]
@@ -330,6 +334,7 @@ scene.cycles.use_denoising = False
 scene.frame_set(RENDER_FRAME)
 scene.render.filepath = RENDER
 bpy.ops.render.render(write_still=True)
+bpy.ops.maskcap.anonymize_clip(filepath=ANON_CLIP, method="fill", fast=True, output=ANON_OUT)
 RESULT["new_addon_files"] = [f for f in addon_files() if f not in before]
 
 if REAL_CLIP:  # real webcam footage (shared data): another size and frame rate, a real hand
@@ -343,6 +348,7 @@ if REAL_CLIP:  # real webcam footage (shared data): another size and frame rate,
 
 REAL_CLIP = "webcam_hand_occlusion"  # ../shared/data/videos: a hand passes over a talking face
 REAL_FRAMES = 50
+ANON_FRAMES = 8
 
 
 def _first_frames(source: Path, target: Path, count: int) -> Path:
@@ -370,11 +376,36 @@ def baked(work_dir, blender_user, demo_clip):
     videos = shared_data_dir() / "videos"
     real = videos / f"{REAL_CLIP}.mp4"
     real_clip = str(_first_frames(real, out / "real.mp4", REAL_FRAMES)) if real.is_file() else None
+    anon_clip = _first_frames(demo_clip, out / "anon_source.mp4", ANON_FRAMES)
     result = blender_run.run(blender_user, BAKE, CLIP=str(demo_clip), MASKS=str(out / "masks"),
-                             RENDER=str(out / "render.png"), RENDER_FRAME=RENDER_FRAME, REAL_CLIP=real_clip)
+                             RENDER=str(out / "render.png"), RENDER_FRAME=RENDER_FRAME, REAL_CLIP=real_clip,
+                             ANON_CLIP=str(anon_clip), ANON_OUT=str(out / "anonymized.mp4"))
+    result["anon_source"], result["anon_out"] = anon_clip, out / "anonymized.mp4"
     result.setdefault("real", None)
     result["render"] = out / "render.png"
     return result
+
+
+def _frames_of(path: Path) -> list:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame.astype(np.int16))
+
+
+def test_anonymising_footage_writes_every_frame_with_the_face_filled_and_the_rest_kept(baked):
+    source, private = _frames_of(baked["anon_source"]), _frames_of(baked["anon_out"])
+    assert len(private) == len(source) == ANON_FRAMES
+    for before, after in zip(source, private):
+        changed = np.abs(after - before).max(axis=2) > 40  # far beyond the codec's own error
+        assert changed.mean() > 0.02, "no face was covered"
+        h, w = changed.shape
+        assert changed[:, : w // 8].mean() < 0.01 and changed[: h // 10].mean() < 0.01  # edges untouched
 
 
 def _values(curves: dict, name: str) -> np.ndarray:

@@ -1,0 +1,165 @@
+"""Anonymise footage: every face in the clip in use (or the active movie strip) blurred,
+pixelated or filled inside its segmentation mask, written as a new video beside the .blend.
+
+The work is core.batch.anonymize_clip; `execute()` runs it synchronously (background mode,
+scripts, tests), `invoke()` on a worker thread with a progress bar and Esc to cancel. A cancelled
+run leaves no file behind (the writer is atomic).
+"""
+import os
+import threading
+import time
+from pathlib import Path
+
+import bpy
+
+from .engine import core, load
+
+
+def source_footage(context, filepath: str, use_strip: bool) -> str:
+    """The clip to anonymise: the given path, the active movie strip, or the panel's footage."""
+    if filepath:
+        return bpy.path.abspath(filepath).strip()
+    if use_strip:
+        editor = context.scene.sequence_editor
+        strip = editor.active_strip if editor else None
+        if strip is None or strip.type != 'MOVIE':
+            raise ValueError("select a movie strip in the Video Sequencer first (or clear 'Active movie strip')")
+        return bpy.path.abspath(strip.filepath).strip()
+    footage = bpy.path.abspath(context.scene.maskcap.source_path).strip()
+    if not footage:
+        raise ValueError("choose the footage to anonymise (a video file or a folder of images)")
+    return footage
+
+
+def output_path(footage: str, method: str, chosen: str = "") -> tuple[str, str | None]:
+    """Where the anonymised copy goes, and a warning when it cannot go beside the .blend."""
+    if chosen:
+        return bpy.path.abspath(chosen), None
+    warning = None
+    base = "//maskcap_anonymized/"
+    if not bpy.data.filepath:
+        base = os.path.join(bpy.app.tempdir or "/tmp", "maskcap_anonymized")
+        warning = f"the .blend is not saved: the video goes to {base}"
+    stem = Path(footage.rstrip("/\\")).stem or "clip"
+    folder = bpy.path.abspath(base)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{stem}_{method}.mp4"), warning
+
+
+def _detector(fast: bool):
+    detection = load("detection")
+    return detection.MultiFaceDetector(detection.MultiFaceOptions.fast() if fast else detection.MultiFaceOptions())
+
+
+class MASKCAP_OT_anonymize_clip(bpy.types.Operator):
+    """Write a copy of the footage with every face blurred, pixelated or filled (Esc cancels)"""
+
+    bl_idname = "maskcap.anonymize_clip"
+    bl_label = "Anonymise footage"
+    bl_options = {'REGISTER'}
+
+    filepath: bpy.props.StringProperty(name="Footage", default="", subtype='FILE_PATH',
+                                       description="Video file or image folder; empty: the panel's footage")
+    use_strip: bpy.props.BoolProperty(name="Active movie strip", default=False,
+                                      description="Anonymise the Video Sequencer's active movie strip instead")
+    method: bpy.props.EnumProperty(name="Method", default='blur', items=(
+        ('blur', "Blur", "Gaussian blur inside the face"),
+        ('pixelate', "Pixelate", "Coarse blocks inside the face"),
+        ('fill', "Fill", "Solid colour inside the face")))
+    fast: bpy.props.BoolProperty(name="Fast detection", default=False,
+                                 description="Fewer detector passes: several times quicker, misses more turned faces")
+    output: bpy.props.StringProperty(name="Output", default="", subtype='FILE_PATH',
+                                     description="The .mp4 to write; empty: beside the .blend")
+
+    def _prepare(self, context):
+        footage = source_footage(context, self.filepath, self.use_strip)
+        if not os.path.exists(footage):
+            raise FileNotFoundError(f"{footage} does not exist")
+        target, warning = output_path(footage, self.method, self.output)
+        if warning:
+            self.report({'WARNING'}, f"maskcap: {warning}")
+        options = load("anonymize").AnonymizeOptions(method=self.method)
+        return footage, target, options
+
+    def execute(self, context):
+        batch = load("batch")
+        try:
+            footage, target, options = self._prepare(context)
+            shown = [time.perf_counter()]
+
+            def progress(done, total):
+                if time.perf_counter() - shown[0] > 2.0:
+                    shown[0] = time.perf_counter()
+                    print(f"maskcap: anonymised {done}/{total or '?'} frames", flush=True)
+
+            summary = batch.anonymize_clip(footage, target, options, progress=progress, detector=_detector(self.fast))
+        except (core.SourceError, OSError, ValueError, RuntimeError) as exc:
+            self.report({'ERROR'}, f"maskcap: {exc}")
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"maskcap: wrote {summary.output} ({summary.frames} frames, {summary.faces} faces)")
+        return {'FINISHED'}
+
+    # ------------------------------------------------------------ modal (UI)
+
+    def invoke(self, context, event):
+        try:
+            footage, target, options = self._prepare(context)
+        except (core.SourceError, OSError, ValueError, RuntimeError) as exc:
+            self.report({'ERROR'}, f"maskcap: {exc}")
+            return {'CANCELLED'}
+        batch = load("batch")
+        self._cancel = threading.Event()
+        self._progress = [0, None]
+        self._result = {}
+        detector = _detector(self.fast)
+
+        def work():
+            try:
+                self._result["summary"] = batch.anonymize_clip(
+                    footage, target, options, detector=detector, should_stop=self._cancel.is_set,
+                    progress=lambda done, total: self._progress.__setitem__(slice(0, 2), [done, total]))
+            except BaseException as exc:  # reported on the main thread
+                self._result["error"] = exc
+
+        self._thread = threading.Thread(target=work, name="maskcap-anonymize", daemon=False)
+        self._thread.start()
+        wm = context.window_manager
+        wm.progress_begin(0, 100)
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        wm.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type == 'ESC':
+            self._cancel.set()
+            return {'RUNNING_MODAL'}
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        done, total = self._progress
+        context.window_manager.progress_update(int(100 * done / total) if total else done % 100)
+        if context.area:
+            context.area.header_text_set(f"maskcap: anonymised {done}/{total or '?'} frames (Esc cancels)")
+        if self._thread.is_alive():
+            return {'RUNNING_MODAL'}
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        if context.area:
+            context.area.header_text_set(None)
+        if "error" in self._result:
+            self.report({'ERROR'}, f"maskcap: {self._result['error']}")
+            return {'CANCELLED'}
+        summary = self._result["summary"]
+        if summary.cancelled:
+            self.report({'WARNING'}, "maskcap: anonymising cancelled; nothing written")
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"maskcap: wrote {summary.output} ({summary.frames} frames, {summary.faces} faces)")
+        return {'FINISHED'}
+
+    def cancel(self, context):  # Blender ends the operator (file load, quit): stop the worker
+        self._cancel.set()
+        self._thread.join(10.0)
+        context.window_manager.progress_end()
+
+
+CLASSES = (MASKCAP_OT_anonymize_clip,)
