@@ -6,13 +6,13 @@ scripts, tests), `invoke()` on a worker thread with a progress bar and Esc to ca
 run leaves no file behind (the writer is atomic).
 """
 import os
-import threading
 import time
 from pathlib import Path
 
 import bpy
 
 from .engine import core, load
+from .worker import ModalWorker
 
 
 def source_footage(context, filepath: str, use_strip: bool) -> str:
@@ -51,12 +51,13 @@ def _detector(fast: bool):
     return detection.MultiFaceDetector(detection.MultiFaceOptions.fast() if fast else detection.MultiFaceOptions())
 
 
-class MASKCAP_OT_anonymize_clip(bpy.types.Operator):
+class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
     """Write a copy of the footage with every face blurred, pixelated or filled (Esc cancels)"""
 
     bl_idname = "maskcap.anonymize_clip"
     bl_label = "Anonymise footage"
     bl_options = {'REGISTER'}
+    progress_verb = "anonymised"
 
     filepath: bpy.props.StringProperty(name="Footage", default="", subtype='FILE_PATH',
                                        description="Video file or image folder; empty: the panel's footage")
@@ -108,58 +109,20 @@ class MASKCAP_OT_anonymize_clip(bpy.types.Operator):
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
         batch = load("batch")
-        self._cancel = threading.Event()
-        self._progress = [0, None]
-        self._result = {}
         detector = _detector(self.fast)
 
-        def work():
-            try:
-                self._result["summary"] = batch.anonymize_clip(
-                    footage, target, options, detector=detector, should_stop=self._cancel.is_set,
-                    progress=lambda done, total: self._progress.__setitem__(slice(0, 2), [done, total]))
-            except BaseException as exc:  # reported on the main thread
-                self._result["error"] = exc
+        def work(cancel, progress):
+            return batch.anonymize_clip(footage, target, options, detector=detector, should_stop=cancel.is_set,
+                                        progress=progress)
 
-        self._thread = threading.Thread(target=work, name="maskcap-anonymize", daemon=False)
-        self._thread.start()
-        wm = context.window_manager
-        wm.progress_begin(0, 100)
-        self._timer = wm.event_timer_add(0.2, window=context.window)
-        wm.modal_handler_add(self)
-        return {'RUNNING_MODAL'}
+        return self.start_worker(context, work, "maskcap-anonymize")
 
-    def modal(self, context, event):
-        if event.type == 'ESC':
-            self._cancel.set()
-            return {'RUNNING_MODAL'}
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'}
-        done, total = self._progress
-        context.window_manager.progress_update(int(100 * done / total) if total else done % 100)
-        if context.area:
-            context.area.header_text_set(f"maskcap: anonymised {done}/{total or '?'} frames (Esc cancels)")
-        if self._thread.is_alive():
-            return {'RUNNING_MODAL'}
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        if context.area:
-            context.area.header_text_set(None)
-        if "error" in self._result:
-            self.report({'ERROR'}, f"maskcap: {self._result['error']}")
-            return {'CANCELLED'}
-        summary = self._result["summary"]
+    def worker_done(self, context, summary):
         if summary.cancelled:
             self.report({'WARNING'}, "maskcap: anonymising cancelled; nothing written")
             return {'CANCELLED'}
         self.report({'INFO'}, f"maskcap: wrote {summary.output} ({summary.frames} frames, {summary.faces} faces)")
         return {'FINISHED'}
-
-    def cancel(self, context):  # Blender ends the operator (file load, quit): stop the worker
-        self._cancel.set()
-        self._thread.join(10.0)
-        context.window_manager.progress_end()
 
 
 CLASSES = (MASKCAP_OT_anonymize_clip,)

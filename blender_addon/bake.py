@@ -5,7 +5,6 @@ on a worker thread and is modal: progress bar, Esc cancels. Keyframes go into ne
 are assigned only at the end, and only if the take is complete or the user keeps partial takes.
 """
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import bpy
 from . import drive
 from .engine import core, filters, load, retarget
 from .properties import channel_params, one_euro_params
+from .worker import ModalWorker
 
 _LAST_TAKE = None
 
@@ -101,12 +101,13 @@ def _remember_take(scene, take, start: int) -> None:
     scene.render.resolution_percentage = 100
 
 
-class MASKCAP_OT_bake(bpy.types.Operator):
+class MASKCAP_OT_bake(ModalWorker, bpy.types.Operator):
     """Track every frame of the footage and keyframe the face and head (Esc cancels)"""
 
     bl_idname = "maskcap.bake"
     bl_label = "Bake footage"
     bl_options = {'REGISTER', 'UNDO'}
+    progress_verb = "baked"
 
     filepath: bpy.props.StringProperty(name="Footage", default="", subtype='FILE_PATH',
                                        description="Video file or image folder; empty: the panel's footage")
@@ -153,53 +154,16 @@ class MASKCAP_OT_bake(bpy.types.Operator):
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
         take_mod = load("take")
-        self._cancel = threading.Event()
-        self._progress = [0, None]
-        self._result = {}
         options = tracker_options(context.scene.maskcap)
 
-        def work():
-            try:
-                self._result["take"] = take_mod.track_clip(
-                    footage, tracker_options=options, cancel=self._cancel, mask_dir=masks,
-                    max_frames=self.max_frames or None,
-                    on_progress=lambda done, total: self._progress.__setitem__(slice(0, 2), [done, total]))
-            except BaseException as exc:  # reported on the main thread
-                self._result["error"] = exc
+        def work(cancel, progress):
+            return take_mod.track_clip(footage, tracker_options=options, cancel=cancel, mask_dir=masks,
+                                       max_frames=self.max_frames or None, on_progress=progress)
 
-        self._thread = threading.Thread(target=work, name="maskcap-bake", daemon=False)
-        self._thread.start()
-        wm = context.window_manager
-        wm.progress_begin(0, 100)
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
         self.report({'INFO'}, "maskcap: baking... (Esc cancels)")
-        return {'RUNNING_MODAL'}
+        return self.start_worker(context, work, "maskcap-bake")
 
-    def modal(self, context, event):
-        if event.type == 'ESC':
-            self._cancel.set()
-            return {'RUNNING_MODAL'}
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'}
-        done, total = self._progress
-        context.window_manager.progress_update(int(100 * done / total) if total else done % 100)
-        if context.area:
-            context.area.header_text_set(f"maskcap: baked {done}/{total or '?'} frames (Esc cancels)")
-        if self._thread.is_alive():
-            return {'RUNNING_MODAL'}
-        return self._finish(context)
-
-    def _finish(self, context):
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        if context.area:
-            context.area.header_text_set(None)
-        if "error" in self._result:
-            self.report({'ERROR'}, f"maskcap: {self._result['error']}")
-            return {'CANCELLED'}
-        take = self._result["take"]
+    def worker_done(self, context, take):
         keep = context.scene.maskcap.keep_partial
         try:
             rig = drive.resolve_rig(context.scene)  # the target may have changed while baking
@@ -209,11 +173,6 @@ class MASKCAP_OT_bake(bpy.types.Operator):
             return {'CANCELLED'}
         self.report({'WARNING'} if take.cancelled else {'INFO'}, f"maskcap: {message}")
         return {'CANCELLED'} if take.cancelled and not keep else {'FINISHED'}
-
-    def cancel(self, context):  # Blender ends the operator (file load, quit): stop the worker
-        self._cancel.set()
-        self._thread.join(10.0)
-        context.window_manager.progress_end()
 
 
 CLASSES = (MASKCAP_OT_bake,)

@@ -335,6 +335,40 @@ scene.frame_set(RENDER_FRAME)
 scene.render.filepath = RENDER
 bpy.ops.render.render(write_still=True)
 bpy.ops.maskcap.anonymize_clip(filepath=ANON_CLIP, method="fill", fast=True, output=ANON_OUT)
+
+# the UI path (modal operators do not run in background mode): invoke, then timer events, with a
+# stand-in window manager; once to the end, once cancelled with Esc after the first event
+import time as _time
+class _WM:
+    def progress_begin(self, *a): pass
+    def progress_update(self, *a): pass
+    def progress_end(self): pass
+    def event_timer_add(self, *a, **k): return object()
+    def event_timer_remove(self, *a): pass
+    def modal_handler_add(self, *a): pass
+class _Context:
+    window_manager, window, area, scene = _WM(), None, None, scene
+class _Event:
+    def __init__(self, kind): self.type = kind
+Op = pkg.anonymize.MASKCAP_OT_anonymize_clip
+class _Anonymize(pkg.worker.ModalWorker):
+    _prepare, invoke, worker_done, progress_verb = Op._prepare, Op.invoke, Op.worker_done, Op.progress_verb
+    def __init__(self, output):
+        self.filepath, self.use_strip, self.method, self.fast, self.output = ANON_CLIP, False, "blur", True, output
+        self.reports = []
+    def report(self, kind, message): self.reports.append(message)
+def drive_modal(op, escape=False):
+    state = op.invoke(_Context, None)
+    if escape:
+        op.modal(_Context, _Event('ESC'))
+    while state == {'RUNNING_MODAL'}:
+        _time.sleep(0.05)
+        state = op.modal(_Context, _Event('TIMER'))
+    return [sorted(state), op.reports]
+modal_out, cancelled_out = ANON_OUT.replace(".mp4", "_modal.mp4"), ANON_OUT.replace(".mp4", "_esc.mp4")
+RESULT["modal_anonymize"] = drive_modal(_Anonymize(modal_out)) + [os.path.exists(modal_out)]
+RESULT["modal_anonymize_esc"] = drive_modal(_Anonymize(cancelled_out), escape=True) + [os.path.exists(cancelled_out)]
+RESULT["threads_after_modal"] = maskcap_threads()
 RESULT["new_addon_files"] = [f for f in addon_files() if f not in before]
 
 if REAL_CLIP:  # real webcam footage (shared data): another size and frame rate, a real hand
@@ -396,6 +430,17 @@ def _frames_of(path: Path) -> list:
         if not ok:
             return frames
         frames.append(frame.astype(np.int16))
+
+
+def test_anonymising_from_the_ui_runs_on_a_thread_to_the_end_and_writes_the_video(baked):
+    state, reports, written = baked["modal_anonymize"]
+    assert state == ["FINISHED"] and written and "wrote" in reports[-1]
+
+
+def test_esc_while_anonymising_cancels_and_writes_nothing(baked):
+    state, reports, written = baked["modal_anonymize_esc"]
+    assert state == ["CANCELLED"] and not written and "cancelled" in reports[-1]
+    assert baked["threads_after_modal"] == []
 
 
 def test_anonymising_footage_writes_every_frame_with_the_face_filled_and_the_rest_kept(baked):
