@@ -1,7 +1,7 @@
 """Which cascade passes of `MultiFaceDetector` pay for their time: each pass alone, then every
 combination of them, on the group photos (recall before the score filter, false faces, time).
 
-    .venv/bin/python -m training.detector_passes            # 40 scenes, about 5 minutes on one core
+    .venv/bin/python -m training.detector_passes            # 150 scenes, about 10 minutes on one core
 
 Each pass (upright frontal; frontal on the frame rolled by -20 and +20 degrees; profile and
 mirrored profile) runs once per photo at every frame width and scale factor in GRID; a combination's
@@ -103,7 +103,7 @@ def frontier(rows: list[dict]) -> list[dict]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenes", type=int, default=40)
+    ap.add_argument("--scenes", type=int, default=150)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", type=Path, default=REPO / "reports" / "group_photos_passes.json")
     args = ap.parse_args(argv)
