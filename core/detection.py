@@ -18,7 +18,7 @@ from .image_input import as_gray_uint8
 __all__ = ["FaceDetector", "DetectorOptions", "detect_faces", "crop_box_from_face_box",
            "crop_box_from_detection", "face_box_from_detection", "CROP_SCALE_FROM_FACE", "DETECTION_TO_FACE",
            "MultiFaceDetector", "MultiFaceOptions", "FaceDetection", "detect_all_faces", "box_iou",
-           "PROFILE_TO_FACE", "box_intersection"]
+           "PROFILE_TO_FACE", "box_intersection", "DetectorPass"]
 
 # The segmenter's square crop is CROP_SCALE_FROM_FACE times the longer side of the face
 # region's bounding box (hairline to chin, ear to ear), centred on that box. Training crops
@@ -143,6 +143,17 @@ class MultiFaceOptions:
         return cls(scale_factor=1.2, min_neighbors=3, profile_max_width_px=320, rolled_deg=())
 
 
+@dataclass(frozen=True)
+class DetectorPass:
+    """One cascade pass of `MultiFaceDetector`: which cascade and orientation ("frontal",
+    "frontal_rolled", "profile" or "profile_mirrored"), the frame width it runs at, the angle the
+    frame is turned by and the cascade's scale factor."""
+    kind: str
+    max_width_px: int
+    angle_deg: float
+    scale_factor: float
+
+
 @dataclass
 class FaceDetection:
     """One face: the cascade's box, the square face-region box the segmenter wants, which cascade
@@ -200,41 +211,59 @@ class MultiFaceDetector:
         self._frontal = _load_cascade(cv2, self.options.frontal_cascade)
         self._profile = _load_cascade(cv2, self.options.profile_cascade) if self.options.profile_cascade else None
 
+    def passes(self) -> list[DetectorPass]:
+        """The cascade passes `detect` runs, from the options: upright frontal, rolled frontal,
+        profile and mirrored profile."""
+        o = self.options
+        out = [DetectorPass("frontal", o.max_width_px, 0.0, o.scale_factor)]
+        out += [DetectorPass("frontal_rolled", o.max_width_px, float(a), o.scale_factor) for a in o.rolled_deg]
+        if self._profile is not None:
+            out.append(DetectorPass("profile", o.profile_max_width_px, 0.0, o.scale_factor))
+            if o.mirrored_profile:
+                out.append(DetectorPass("profile_mirrored", o.profile_max_width_px, 0.0, o.scale_factor))
+        return out
+
     def detect(self, image) -> list[FaceDetection]:
+        gray = as_gray_uint8(image, "image")
+        scaled: dict[int, tuple[np.ndarray, float]] = {}
+        found: list[FaceDetection] = []
+        for one in self.passes():
+            found += self.run_pass(gray, one, scaled)
+        return merge_detections(found, self.options.merge_overlap)
+
+    def run_pass(self, gray: np.ndarray, one: DetectorPass,
+                 scaled: dict[int, tuple[np.ndarray, float]] | None = None) -> list[FaceDetection]:
+        """One cascade pass over a grayscale frame, boxes in the frame's pixels, unmerged.
+        `scaled` caches the downscaled, equalised frame per width between passes."""
         import cv2
         o = self.options
-        gray = as_gray_uint8(image, "image")
-        passes = [("frontal", self._frontal, o.max_width_px, 0.0)]
-        passes += [("frontal_rolled", self._frontal, o.max_width_px, float(a)) for a in o.rolled_deg]
-        if self._profile is not None:
-            passes.append(("profile", self._profile, o.profile_max_width_px, 0.0))
-            if o.mirrored_profile:
-                passes.append(("profile_mirrored", self._profile, o.profile_max_width_px, 0.0))
-        found: list[FaceDetection] = []
-        scaled: dict[int, tuple[np.ndarray, float]] = {}
-        for kind, cascade, max_width, angle in passes:
-            if max_width not in scaled:
-                scaled[max_width] = _equalized(gray, max_width)
-            img, scale = scaled[max_width]
-            if kind == "profile_mirrored":
-                img = np.ascontiguousarray(img[:, ::-1])
-            back = None
-            if angle:   # the frame turned by `angle` about its centre; boxes' centres are turned back
-                turn = cv2.getRotationMatrix2D((img.shape[1] / 2, img.shape[0] / 2), angle, 1.0)
-                img = cv2.warpAffine(img, turn, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR)
-                back = cv2.invertAffineTransform(turn)
-            side = max(8, int(round(o.min_face_px * scale)))
-            boxes, neighbors = cascade.detectMultiScale2(
-                img, scaleFactor=o.scale_factor, minNeighbors=o.min_neighbors, minSize=(side, side))
-            for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbors).reshape(-1)):
-                if kind == "profile_mirrored":
-                    x = img.shape[1] - x - w
-                if back is not None:
-                    cx, cy = back @ np.array([x + w / 2, y + h / 2, 1.0])
-                    x, y = cx - w / 2, cy - h / 2
-                box = tuple(int(round(v / scale)) for v in (x, y, w, h))
-                found.append(FaceDetection(box, _face_box_for(box, kind), kind, int(n)))
-        return merge_detections(found, o.merge_overlap)
+        scaled = {} if scaled is None else scaled
+        if one.max_width_px not in scaled:
+            scaled[one.max_width_px] = _equalized(gray, one.max_width_px)
+        img, scale = scaled[one.max_width_px]
+        cascade = self._frontal if one.kind.startswith("frontal") else self._profile
+        if cascade is None:
+            raise ValueError(f"a {one.kind} pass needs a profile cascade in the options")
+        if one.kind == "profile_mirrored":
+            img = np.ascontiguousarray(img[:, ::-1])
+        back = None
+        if one.angle_deg:   # the frame turned about its centre; boxes' centres are turned back
+            turn = cv2.getRotationMatrix2D((img.shape[1] / 2, img.shape[0] / 2), one.angle_deg, 1.0)
+            img = cv2.warpAffine(img, turn, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR)
+            back = cv2.invertAffineTransform(turn)
+        side = max(8, int(round(o.min_face_px * scale)))
+        boxes, neighbors = cascade.detectMultiScale2(
+            img, scaleFactor=one.scale_factor, minNeighbors=o.min_neighbors, minSize=(side, side))
+        found = []
+        for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbors).reshape(-1)):
+            if one.kind == "profile_mirrored":
+                x = img.shape[1] - x - w
+            if back is not None:
+                cx, cy = back @ np.array([x + w / 2, y + h / 2, 1.0])
+                x, y = cx - w / 2, cy - h / 2
+            box = tuple(int(round(v / scale)) for v in (x, y, w, h))
+            found.append(FaceDetection(box, _face_box_for(box, one.kind), one.kind, int(n)))
+        return found
 
     def close(self) -> None:
         self._frontal = self._profile = None

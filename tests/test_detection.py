@@ -148,3 +148,28 @@ def test_a_rolled_pass_finds_a_turned_face_where_it_is():
     assert found, "the rolled pass found nothing"
     x, y, w, h = found[0].face_box
     assert abs(x + w / 2 - cx) < 20 and abs(y + h / 2 - cy) < 20
+
+
+def test_the_passes_follow_the_options():
+    from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
+    options = MultiFaceOptions(rolled_deg=(15.0,), profile_cascade=None, max_width_px=500, scale_factor=1.2)
+    with MultiFaceDetector(options) as detector:
+        assert detector.passes() == [DetectorPass("frontal", 500, 0.0, 1.2), DetectorPass("frontal_rolled", 500, 15.0, 1.2)]
+
+
+def test_detect_merges_what_the_passes_find_one_by_one():
+    from core.detection import MultiFaceDetector, merge_detections
+    frame = two_face_frame()
+    with MultiFaceDetector() as detector:
+        gray = frame.mean(axis=2).round().astype(np.uint8)
+        alone = merge_detections([d for one in detector.passes() for d in detector.run_pass(gray, one)],
+                                 detector.options.merge_overlap)
+        assert [d.box for d in detector.detect(gray)] == [d.box for d in alone]
+        assert len(alone) == 2
+
+
+def test_a_profile_pass_needs_a_profile_cascade():
+    from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
+    with MultiFaceDetector(MultiFaceOptions(profile_cascade=None)) as detector:
+        with pytest.raises(ValueError, match="profile cascade"):
+            detector.run_pass(np.zeros((48, 64), np.uint8), DetectorPass("profile", 640, 0.0, 1.1))
