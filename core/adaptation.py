@@ -7,8 +7,10 @@ all of them (fit_identity_focal) and publishes the result; the tracker swaps it 
 Once two successive solves agree (the identity and focal length have converged) solving stops:
 each solve costs a second of a core that segmentation and regression need. The worker is
 daemon-free and ends on close().
-With synchronous=True the solve runs inline in offer() instead, at the same keyframes, so that
-the same frames always give the same result (offline bakes).
+With synchronous=True (offline bakes) the same frames always give the same result: a solve still
+runs on the worker, but its result is swapped in exactly `swap_after` offered frames after it was
+started (waiting for it then if need be), and convergence is judged at that frame too; with
+swap_after=0 it runs inline in offer().
 """
 from __future__ import annotations
 
@@ -39,6 +41,10 @@ class AdaptationOptions:
     # and relative focal length); no more solves after that.
     converged_identity_change: float = 0.05
     converged_focal_change: float = 0.01
+    # Synchronous (repeatable) mode: offered frames between starting a solve on the worker and
+    # swapping its result in; 0 solves inline. Long enough for a solve (~0.5 s) to finish while
+    # tracking goes on, so the bake rarely waits for it.
+    swap_after: int = 30
 
 
 @dataclass
@@ -64,8 +70,10 @@ class IdentityAdapter:
         self._latest: Adaptation | None = None
         self._version = 0
         self.synchronous = synchronous
-        self._executor = None if synchronous else ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
+        inline = synchronous and self.options.swap_after <= 0
+        self._executor = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcap-identity")
         self._pending: Future | None = None
+        self._swap_in = 0  # synchronous mode: offers until the pending solve is swapped in
         self._closed = False
         self._offers_since_solve = 0
         self._converged = False
@@ -80,6 +88,13 @@ class IdentityAdapter:
         """Consider a tracked frame; returns True when it was kept as a keyframe."""
         if self._closed or self.converged:
             return False
+        if self.synchronous and self._pending is not None:
+            self._swap_in -= 1
+            if self._swap_in <= 0:  # at a fixed frame, whatever the threads' timing
+                self._publish(self._pending.result())
+                self._pending = None
+                if self.converged:
+                    return False
         self._offers_since_solve += 1
         if not self._is_novel(rotation, expression):
             return False
@@ -91,14 +106,18 @@ class IdentityAdapter:
         enough = len(self._keyframes) >= self.options.min_keyframes
         due = self._latest is None or self._since_solve >= self.options.solve_every
         due = due and (self._latest is None or self._offers_since_solve >= self.options.solve_spacing)
-        if enough and due and (self._pending is None or self._pending.done()):
+        free = self._pending is None if self.synchronous else (self._pending is None or self._pending.done())
+        if enough and due and free:
             self._since_solve = 0
             self._offers_since_solve = 0
             frames = [k[0] for k in self._keyframes]
-            if self.synchronous:
-                self._solve(frames)
-            else:
+            if self._executor is None:
+                self._publish(self._solve(frames))
+            elif self.synchronous:
                 self._pending = self._executor.submit(self._solve, frames)
+                self._swap_in = self.options.swap_after
+            else:
+                self._pending = self._executor.submit(lambda: self._publish(self._solve(frames)))
         return True
 
     def latest(self) -> Adaptation | None:
@@ -106,10 +125,13 @@ class IdentityAdapter:
             return self._latest
 
     def wait(self, timeout: float | None = None) -> Adaptation | None:
-        """Block until the solve in flight (if any) is done; for tests and offline bakes."""
+        """Block until the solve in flight (if any) is done and swapped in; for tests."""
         pending = self._pending
         if pending is not None:
-            pending.result(timeout=timeout)
+            value = pending.result(timeout=timeout)
+            if self.synchronous:
+                self._publish(value)
+                self._pending = None
         return self.latest()
 
     def close(self) -> None:
@@ -126,9 +148,14 @@ class IdentityAdapter:
 
     # ------------------------------------------------------------ internals
 
-    def _solve(self, frames: list[np.ndarray]) -> None:
+    def _solve(self, frames: list[np.ndarray]) -> tuple[np.ndarray, float, int]:
         identity, focal, _ = fit_identity_focal(self.model, frames, self.image_size, focal_px=self.focal_prior_px,
                                                 options=self.options.fit)
+        return identity, focal, len(frames)
+
+    def _publish(self, solved: tuple[np.ndarray, float, int]) -> None:
+        """Make a solve's result the latest, and judge convergence against the one before."""
+        identity, focal, count = solved
         with self._lock:
             previous = self._latest
             if previous is not None:
@@ -137,7 +164,7 @@ class IdentityAdapter:
                 self._converged = (identity_change < self.options.converged_identity_change
                                    and focal_change < self.options.converged_focal_change)
             self._version += 1
-            self._latest = Adaptation(identity, focal, len(frames), self._version)
+            self._latest = Adaptation(identity, focal, count, self._version)
 
     def _distances(self, rotation, expression) -> tuple[np.ndarray, np.ndarray]:
         angles = np.array([np.degrees(np.arccos(np.clip((np.trace(r.T @ rotation) - 1) / 2, -1, 1)))

@@ -1,5 +1,6 @@
 """Identity and focal adaptation (Eq. 3) on keyframes, in the background."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def test_the_solve_runs_on_its_own_thread_and_recovers_focal_and_identity(model)
 
         def spy(frames):
             threads_seen.append(threading.current_thread().name)
-            original(frames)
+            return original(frames)
 
         adapter._solve = spy
         for f in _frames(model, identity, true_focal, poses):
@@ -79,7 +80,7 @@ def test_a_synchronous_adapter_solves_inline_at_the_keyframe_that_makes_a_solve_
     identity = np.clip(rng.normal(0, 1, model.num_identity), -2, 2)
     poses = [(-30, None), (0, "JawOpen"), (25, "MouthSmile_L")]
     frames = _frames(model, identity, 1000.0, poses)
-    options = AdaptationOptions(min_keyframes=3, fit=FitOptions(alternations=2))
+    options = AdaptationOptions(min_keyframes=3, swap_after=0, fit=FitOptions(alternations=2))
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
         for f in frames[:2]:
             adapter.offer(*f)
@@ -93,7 +94,7 @@ def test_a_synchronous_adapter_solves_inline_at_the_keyframe_that_makes_a_solve_
 
 def test_solves_after_the_first_wait_for_the_spacing_in_offered_frames(model):
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
-    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=3,
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=3, swap_after=0,
                                 fit=FitOptions(alternations=1))
     versions = []
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
@@ -110,7 +111,7 @@ def test_solving_stops_once_two_successive_solves_agree(model, monkeypatch):
     answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.52), 903.0)])
     monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), None))
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
-    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1)
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1, swap_after=0)
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
         kept = [adapter.offer(*f) for f in frames]
         assert adapter.converged and adapter.latest().version == 2
@@ -124,7 +125,30 @@ def test_solves_that_disagree_keep_the_adapter_solving(model, monkeypatch):
                     (np.full(model.num_identity, 0.2), 900.0)])
     monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), None))
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30)])
-    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1)
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1, swap_after=0)
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
         assert all(adapter.offer(*f) for f in frames)
         assert not adapter.converged and adapter.latest().version == 3
+
+
+def test_a_repeatable_adapter_solves_on_the_worker_and_swaps_in_after_a_fixed_count_of_offers(model, monkeypatch):
+    import core.adaptation as adaptation
+
+    threads = []
+
+    def slow_fit(*a, **k):
+        threads.append(threading.current_thread().name)
+        time.sleep(0.2)  # still running when the tracker goes on offering frames
+        return np.full(model.num_identity, 0.5), 900.0, None
+
+    monkeypatch.setattr(adaptation, "fit_identity_focal", slow_fit)
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=1, swap_after=2)
+    versions = []
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        for f in frames:
+            adapter.offer(*f)
+            latest = adapter.latest()
+            versions.append(latest.version if latest else None)
+    assert threads and threads[0].startswith("maskcap-identity")
+    assert versions[:5] == [None, None, None, None, 1]  # started at the 3rd offer, in at the 5th
