@@ -1,6 +1,6 @@
 """Preview in an Image Editor: the camera frame with the face mask tinted and landmarks drawn.
 
-The consumer thread makes a small RGBA picture at most every 0.2 s (core.take.mask_preview_rgba),
+The consumer thread makes a small RGBA picture at most every 0.2 s (core.preview.mask_preview_rgba),
 only while the preview image exists; the main thread only copies its pixels into the image.
 """
 import bpy

@@ -27,6 +27,7 @@ from .camera import head_angles
 from .facs import ARKIT_NAMES, FACS_NAMES
 from .files import write_image, write_text
 from .pipeline import Pipeline
+from .preview import SHEET_TILES, contact_sheet, draw_preview
 from .sources import SourceError, open_source
 from .tracker import FaceTracker, TrackerOptions, TrackResult
 
@@ -58,32 +59,6 @@ def take_csv(records: list[dict]) -> str:
         else:
             writer.writerow([r["index"], r["time_s"], 0, r["confidence"], *([""] * (len(ARKIT_NAMES) + 6))])
     return out.getvalue()
-
-
-def draw_preview(image: np.ndarray, result: TrackResult) -> np.ndarray:
-    """The frame with the face mask tinted green and the landmarks drawn."""
-    out = image.copy()
-    if result.mask is not None and result.mask.any():
-        m = result.mask.astype(bool)
-        out[m] = (0.6 * out[m] + np.array([0, 100, 0])).astype(np.uint8)
-    if result.landmarks is not None:
-        colour = (0, 220, 255) if result.ok else (0, 0, 255)
-        for x, y in result.landmarks:
-            cv2.circle(out, (int(round(x)), int(round(y))), 2, colour, -1, cv2.LINE_AA)
-    cv2.putText(out, f"{'ok' if result.ok else 'lost'} {result.confidence:.2f}", (8, 20),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
-
-
-SHEET_TILES = 8
-
-
-def contact_sheet(tiles: list[np.ndarray], columns: int = 4) -> np.ndarray:
-    """Preview frames in a grid, scaled to 320 pixels wide each."""
-    scaled = [cv2.resize(t, (320, int(round(320 * t.shape[0] / t.shape[1])))) for t in tiles]
-    blank = np.zeros_like(scaled[0])
-    rows = [np.hstack((scaled[i:i + columns] + [blank] * columns)[:columns]) for i in range(0, len(scaled), columns)]
-    return np.vstack(rows)
 
 
 def track_command(args) -> int:

@@ -53,12 +53,7 @@ class FaceDetector:
         self._cascade = _load_cascade(cv2, self.options.cascade)
 
     def detect(self, image) -> list[tuple[int, int, int, int]]:
-        import cv2
-        gray = as_gray_uint8(image, "image")
-        scale = min(1.0, self.options.max_width_px / gray.shape[1])
-        if scale < 1.0:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
+        gray, scale = _equalized(as_gray_uint8(image, "image"), self.options.max_width_px)
         side = max(1, int(self.options.min_size_fraction * min(gray.shape)))
         found = self._cascade.detectMultiScale(
             gray, scaleFactor=self.options.scale_factor, minNeighbors=self.options.min_neighbors,

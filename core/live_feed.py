@@ -160,7 +160,7 @@ class LiveFeed:
                 preview = None
                 now = time.perf_counter()
                 if self.preview_enabled and now - last_preview >= self.preview_interval_s:
-                    from .take import mask_preview_rgba
+                    from .preview import mask_preview_rgba
                     preview, last_preview = mask_preview_rgba(frame.image, result, self.preview_width), now
                 self._seq += 1
                 sample = LiveSample(self._seq, frame.time_s, ok, raw, values,

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from .facs import NUM_FACS
@@ -144,16 +143,3 @@ def track_clip(spec: str | Path | FrameSource, *, tracker_options: TrackerOption
                     cancelled = cancel is not None and cancel.is_set()
                     break
         return builder.take(cancelled=cancelled, mask_dir=None if mask_dir is None else str(mask_dir))
-
-
-def mask_preview_rgba(image_bgr: np.ndarray, result: TrackResult, width: int = 320) -> np.ndarray:
-    """A small RGBA float32 picture, bottom row first (Blender's pixel order): the frame with
-    the face mask tinted and the landmarks drawn."""
-    from .cli import draw_preview
-
-    picture = draw_preview(image_bgr, result)
-    h, w = picture.shape[:2]
-    height = max(1, int(round(h * width / w)))
-    small = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
-    rgba = cv2.cvtColor(small, cv2.COLOR_BGR2RGBA)[::-1]
-    return np.ascontiguousarray(rgba, np.float32) * np.float32(1.0 / 255.0)

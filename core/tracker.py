@@ -61,8 +61,8 @@ class TrackerOptions:
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
     displacement_carry: float = 0.5      # share of the 2D displacements D a frame starts from
-    # solve identity and focal inline at the same keyframes instead of on a worker thread: slower
-    # frames when a solve is due, but the same clip always gives the same take (offline bakes)
+    # repeatable identity/focal adaptation (offline bakes): each solve's result is swapped in at a
+    # fixed count of frames after it started, not whenever the worker finishes (AdaptationOptions)
     synchronous_adaptation: bool = False
 
 
@@ -245,12 +245,13 @@ class FaceTracker:
         if basis is not None and basis.focal is not None:
             lm, focal = basis.landmark_model, basis.focal
         center = principal_point((w, h))
-        start = None
-        if state is not None and not _plausible_face_box(face_box_from_landmarks(landmarks(state, lm, focal, center)),
-                                                         (w, h)):
-            state = None  # the kept shape blew up: start again from a detection
-            if basis is None:
-                self._state = None
+        start = face_box = None
+        if state is not None:
+            face_box = face_box_from_landmarks(landmarks(state, lm, focal, center))
+            if not _plausible_face_box(face_box, (w, h)):
+                state = face_box = None  # the kept shape blew up: start again from a detection
+                if basis is None:
+                    self._state = None
         t0 = time.perf_counter()
         if state is None:
             boxes = detect_faces(image)
@@ -258,8 +259,7 @@ class FaceTracker:
             if not boxes:
                 return PreparedFrame(image, np.zeros((h, w), np.uint8), None, None, timings)
             start = landmark_box_from_detection(boxes[0])
-            state = mean_face_in_box(lm, start, focal, center)
-        face_box = face_box_from_landmarks(landmarks(state, lm, focal, center))
+            face_box = face_box_from_landmarks(landmarks(mean_face_in_box(lm, start, focal, center), lm, focal, center))
         if mask is None:
             t1 = time.perf_counter()
             mask = self._segment(image, face_box)

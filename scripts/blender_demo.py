@@ -23,19 +23,6 @@ def isolate_blender_user(folder: Path) -> None:
         os.environ[f"BLENDER_USER_{name}"] = str(folder / name.lower())
 
 
-def contact_sheet(footage: list, composites: list, width: int = 320):
-    """Footage frames on the top row, their composites below, each scaled to width pixels."""
-    import cv2
-    import numpy as np
-
-    def row(images):
-        scaled = [cv2.resize(im, (width, round(im.shape[0] * width / im.shape[1])), interpolation=cv2.INTER_AREA)
-                  for im in images]
-        return np.hstack(scaled)
-
-    return np.vstack([row(footage), row(composites)])
-
-
 def footage_frames(source, indices: list[int]) -> list:
     """BGR frames at 0-based indices of a core FrameSource (video file or image folder)."""
     wanted, frames = set(indices), {}
@@ -116,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         composites.append(cv2.imread(scene.render.filepath))
     print(f"rendered frames {frames} into {out / 'demo_render'}")
     source = pkg.engine.load("take").open_file_source(str(clip), fps=settings.source_fps)
-    sheet = contact_sheet(footage_frames(source, [f - first for f in frames]), composites)
+    footage = footage_frames(source, [f - first for f in frames])
+    # footage on the top row, the composites below
+    sheet = pkg.engine.load("preview").contact_sheet(footage + composites, columns=len(footage))
     files.write_image(out / "demo_contact_sheet.png", sheet)
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     print(f"wrote {blend}, {out / 'demo_take.npz'} and {out / 'demo_contact_sheet.png'}")
