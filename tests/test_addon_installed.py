@@ -183,6 +183,77 @@ RESULT["preset_files"] = [os.path.join(d, f) for d, _, names in os.walk(os.envir
                           for f in names if f.endswith(".json") and "arkit rig" in f]
 RESULT["addon_root"] = addon_root
 
+# every panel and the channel list drawn with a layout that checks what they ask of Blender: each
+# property exists on its data, each operator and its set properties exist, each icon is Blender's
+ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+draw_problems = []
+
+class Operator:
+    def __init__(self, idname):
+        module, name = idname.split(".")
+        self.props = set(getattr(getattr(bpy.ops, module), name).get_rna_type().properties.keys())
+    def __setattr__(self, name, value):
+        if name != "props" and name not in self.props:
+            draw_problems.append(f"operator has no property {name}")
+        object.__setattr__(self, name, value)
+
+class Layout:
+    drawn = []
+    def _icon(self, kw):
+        if kw.get("icon", "NONE") not in ICONS:
+            draw_problems.append(f"no icon {kw['icon']}")
+    def _has(self, data, name):
+        if name not in data.bl_rna.properties.keys():
+            draw_problems.append(f"{data.bl_rna.identifier} has no property {name}")
+    def row(self, **kw): return Layout()
+    column = box = split = row
+    def label(self, **kw):
+        self._icon(kw)
+        Layout.drawn.append(("label", kw.get("text", "")))
+    def prop(self, data, name, **kw):
+        self._has(data, name)
+        self._icon(kw)
+        Layout.drawn.append(("prop", name))
+    def prop_search(self, data, name, search_data, search_name, **kw):
+        self._has(data, name)
+        self._has(search_data, search_name)
+        Layout.drawn.append(("prop", name))
+    def operator(self, idname, **kw):
+        self._icon(kw)
+        Layout.drawn.append(("operator", idname))
+        try:
+            return Operator(idname)
+        except (AttributeError, KeyError):
+            draw_problems.append(f"no operator {idname}")
+            return Layout()
+    def template_list(self, list_type, list_id, data, name, active_data, active_name, **kw):
+        self._has(data, name)
+        self._has(active_data, active_name)
+        ui_list = getattr(bpy.types, list_type, None)
+        if ui_list is None:
+            draw_problems.append(f"no list {list_type}")
+            return
+        for index, item in enumerate(getattr(data, name)):
+            ui_list.draw_item(ui_list, bpy.context, Layout(), data, item, 0, active_data, active_name, index)
+
+def draw_all_panels():
+    for cls in pkg.CLASSES:
+        if issubclass(cls, bpy.types.Panel):
+            try:
+                cls.draw(type("Drawn", (), {"layout": Layout()})(), bpy.context)
+            except Exception as error:
+                draw_problems.append(f"{cls.__name__}: {type(error).__name__}: {error}")
+
+s.channel_index = 5
+draw_all_panels()                                  # a mapped ARKit rig, a file source
+s.source_type = "CAMERA"
+s.head_object = None
+s.last_report = "a report"
+draw_all_panels()                                  # a camera source, no head, a report shown
+s.source_type = "FILE"
+RESULT["draw_problems"] = draw_problems
+RESULT["drawn"] = sorted(set(f"{kind}:{what}" for kind, what in Layout.drawn))
+
 # bad input: each gives an operator error, never an exception escaping the operator
 empty_mesh = bpy.data.meshes.new("no_keys")
 empty_mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
@@ -271,6 +342,19 @@ def test_a_preset_restores_the_mapping_and_gains_and_lives_outside_the_addons_fo
     assert basics["preset_keys"] == "JawOpen"
     assert len(basics["preset_files"]) == 1
     assert not basics["preset_files"][0].startswith(basics["addon_root"] + "/")
+
+
+def test_every_panel_draws_only_properties_operators_and_icons_that_exist(basics):
+    assert basics["draw_problems"] == []
+
+
+def test_the_panels_offer_the_source_target_live_bake_and_mapping_controls(basics):
+    drawn = set(basics["drawn"])
+    for item in ("prop:source_type", "prop:source_path", "prop:camera_index", "prop:target",
+                 "prop:head_object", "operator:maskcap.live_start", "operator:maskcap.bake",
+                 "operator:maskcap.build_compositor", "operator:maskcap.auto_map", "prop:gain",
+                 "prop:clamp_max", "operator:maskcap.anonymize_clip", "label:a report"):
+        assert item in drawn, item
 
 
 @pytest.mark.parametrize("case, words", [
