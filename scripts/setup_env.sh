@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project's virtual environment .venv with the pinned packages.
+# Create (or reuse) the project's virtual environment .venv with the pinned packages (and with
+# --blender42 also .venv-bpy42).
 # Reinstalls only when requirements or constraints change. Needs python3.11 and pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,12 +8,26 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
   || { echo "maskcap needs Python 3.11 (Blender 5.0's Python); found $("$PY" --version 2>&1)" >&2; exit 1; }
-stamp=.venv/.maskcap-requirements
-want=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
-if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+# venv requirements...: make or update one venv unless its stamp says it holds these pins already
+setup_venv() {
+  local venv=$1 stamp=$1/.maskcap-requirements want
+  shift
+  want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  echo "setting up $venv (pinned packages; the first run downloads them)..."
+  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+  local args=()
+  for file in "$@"; do
+    case $file in constraints*) args+=(-c "$file") ;; *) args+=(-r "$file") ;; esac
+  done
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
+  echo "$want" > "$stamp"
+}
+setup_venv .venv requirements.txt requirements-dev.txt constraints.txt
+# --blender42 (the tests): also Blender 4.2 LTS as a module, so that the add-on is tested on the
+# oldest Blender it supports
+if [ "${1:-}" = "--blender42" ]; then
+  setup_venv .venv-bpy42 requirements-blender42.txt
 fi
-echo "setting up .venv (pinned packages; first run downloads about 150 MB)..."
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-echo "$want" > "$stamp"

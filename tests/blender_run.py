@@ -1,4 +1,4 @@
-"""Run a script in headless Blender (bpy 5.0.1 as a module) against the INSTALLED maskcap extension.
+"""Run a script in headless Blender (bpy 5.0.1, or 4.2.0, as a module) against the INSTALLED maskcap extension.
 
 Each run is a subprocess of .venv's Python that sees only what Blender itself ships (bpy, numpy
 and bpy's own requirements, linked into a small site folder) and an isolated Blender user folder
@@ -42,12 +42,15 @@ def error_of(call, *args, **kwargs):
     return None
 
 def fcurves(id_data):
-    """data_path, index -> list of (frame, value) of an ID's action (Blender 4.4+ slotted actions)."""
+    """data_path, index -> list of (frame, value) of an ID's action (slotted from Blender 4.4 on)."""
     from bpy_extras import anim_utils
     ad = id_data.animation_data
     if ad is None or ad.action is None:
         return {{}}
-    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    if hasattr(anim_utils, "action_get_channelbag_for_slot"):
+        bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    else:  # Blender 4.2-4.3: an action holds its F-curves itself
+        bag = ad.action
     if bag is None:
         return {{}}
     return {{f"{{fc.data_path}}[{{fc.array_index}}]": [tuple(k.co) for k in fc.keyframe_points] for fc in bag.fcurves}}
@@ -75,6 +78,11 @@ class BlenderUser:
     root: Path
     site: Path
     installed: dict = field(default_factory=dict)
+    python: str = sys.executable  # the Python that has this Blender's bpy
+    # bpy 4.2 as a module crashes at interpreter exit whenever any Panel class is still registered
+    # (bpy_class_free after finalisation; a three-line script with one Panel does it): end those
+    # runs with os._exit once the result is printed.
+    hard_exit: bool = False
 
     @property
     def extensions(self) -> Path:
@@ -126,6 +134,15 @@ def blender_site(folder: Path) -> Path:
     return folder
 
 
+BPY42_VENV = ROOT / ".venv-bpy42"
+
+
+def bpy42_site() -> Path | None:
+    """site-packages of .venv-bpy42 (bpy 4.2.0 and what Blender 4.2 ships, nothing else), or None."""
+    found = sorted(BPY42_VENV.glob("lib/python3.11/site-packages/bpy"))
+    return found[0].parent if found else None
+
+
 def install(user: BlenderUser, zip_path: Path, timeout: float = 300) -> dict:
     """Install the zip with Blender's install-from-disk operator, enabled; return where it went."""
     script = f'''
@@ -148,7 +165,9 @@ def run(user: BlenderUser, body: str, timeout: float = 600, **variables) -> dict
 def _run(user: BlenderUser, script: str, timeout: float) -> dict:
     # -S: no .venv site-packages; cwd outside the repository so `import core` cannot succeed
     script = "import json\nRESULT = {}\n" + script + EPILOGUE
-    done = subprocess.run([sys.executable, "-S", "-c", script], cwd=user.root,
+    if user.hard_exit:
+        script += "import os, sys\nsys.stderr.flush()\nos._exit(0)\n"
+    done = subprocess.run([user.python, "-S", "-c", script], cwd=user.root,
                           env=user.env(), capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if done.returncode != 0 or not lines:

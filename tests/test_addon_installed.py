@@ -7,9 +7,6 @@ subprocesses (module-scoped fixtures) and each test asserts one behaviour on the
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +14,15 @@ import pytest
 
 from tests import blender_run
 from tests.blender_run import BlenderUser
+from tests.addon_checks import RENDER_FRAME, composite_differences, curve_values
+from tests.conftest import CLIP_FPS, CLIP_SECONDS
 from training.paths import shared_data_dir
 
 if importlib.util.find_spec("bpy") is None:  # not imported here: Blender runs only in subprocesses
     pytest.skip("bpy 5.0.1 is a dev requirement: run bash scripts/setup_env.sh", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "build" / "addon-test"
-CLIP_SECONDS = 2.0
-CLIP_FPS = 30
 LIVE_CLIP_SECONDS = 12.0
-
-
-@pytest.fixture(scope="session")
-def work_dir() -> Path:
-    """This session's folder in build/ (not pytest's temporary folders, which a concurrent pytest
-    run may rotate away mid-session; per process, so that two runs in one tree do not collide).
-    Removed at the end: the installed add-on alone is about 620 MB."""
-    folder = BUILD / f"session-{os.getpid()}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def addon_zip(work_dir) -> Path:
-    """The linux-x64 zip, rebuilt each session from the tree (wheels come from build/wheels)."""
-    import build_addon
-
-    if sys.platform != "linux":
-        pytest.skip("the test zip is linux-x64")
-    return build_addon.build_platform(build_addon.PLATFORMS["linux-x64"], work_dir)
-
-
-@pytest.fixture(scope="session")
-def demo_clip(work_dir) -> Path:
-    """A short demo clip (astronaut photo, head motion, a hand passing) made for the session."""
-    from training.demo_clip import ClipOptions, write_demo_clip
-
-    return write_demo_clip(work_dir / "demo_clip.mp4", ClipOptions(seconds=CLIP_SECONDS, fps=CLIP_FPS))
 
 
 @pytest.fixture(scope="session")
@@ -382,7 +348,6 @@ def test_no_python_traceback_is_printed_in_the_whole_run(basics):
 
 # --- bake, camera match, compositor, render (one Blender run) ------------------------------------
 
-RENDER_FRAME = 58  # the hand covers the right half of the face here (see training.demo_clip)
 
 BAKE = '''
 import os
@@ -537,10 +502,6 @@ def test_anonymising_footage_writes_every_frame_with_the_face_filled_and_the_res
         assert changed[:, : w // 8].mean() < 0.01 and changed[: h // 10].mean() < 0.01  # edges untouched
 
 
-def _values(curves: dict, name: str) -> np.ndarray:
-    return np.array([value for _, value in curves[name]])
-
-
 def test_bake_keys_every_frame_of_the_clip(baked):
     assert baked["take_frames"] == CLIP_SECONDS * CLIP_FPS
 
@@ -566,7 +527,7 @@ def test_baked_head_roll_follows_the_clips_roll(baked):
 
     t = np.arange(baked["take_frames"]) / CLIP_FPS
     clip_roll = ClipOptions().roll_deg * np.sin(2 * np.pi * t / 2.3)
-    baked_roll = -np.degrees(_values(baked["head"], "rotation_euler[1]"))
+    baked_roll = -np.degrees(curve_values(baked["head"], "rotation_euler[1]"))
     assert np.corrcoef(baked_roll, clip_roll)[0, 1] > 0.8
     assert 0.5 < np.ptp(baked_roll) / np.ptp(clip_roll) < 2.0
 
@@ -574,12 +535,12 @@ def test_baked_head_roll_follows_the_clips_roll(baked):
 def test_baked_head_sway_follows_the_clips_sideways_motion(baked):
     t = np.arange(baked["take_frames"]) / CLIP_FPS
     clip_dx = np.sin(2 * np.pi * t / 2.9)
-    assert np.corrcoef(_values(baked["head"], "location[0]"), clip_dx)[0, 1] > 0.8
+    assert np.corrcoef(curve_values(baked["head"], "location[0]"), clip_dx)[0, 1] > 0.8
 
 
 def test_smiling_photo_bakes_to_smile_keys_well_above_blink_keys(baked):
-    smile = np.mean([_values(baked["keys"], f'key_blocks["MouthSmile_{s}"].value[0]') for s in "LR"])
-    blink = np.mean([_values(baked["keys"], f'key_blocks["EyeBlink_{s}"].value[0]') for s in "LR"])
+    smile = np.mean([curve_values(baked["keys"], f'key_blocks["MouthSmile_{s}"].value[0]') for s in "LR"])
+    blink = np.mean([curve_values(baked["keys"], f'key_blocks["EyeBlink_{s}"].value[0]') for s in "LR"])
     assert smile > 0.3 and blink < 0.1 and smile > 3 * blink
 
 
@@ -599,30 +560,14 @@ def test_compositor_tree_is_valid(baked):
 
 
 def test_composite_keeps_the_footage_wherever_the_mask_is_not_face(baked, demo_clip):
-    import cv2
-
-    composite = cv2.imread(str(baked["render"]))
-    mask = cv2.imread(baked["mask"], cv2.IMREAD_GRAYSCALE)
-    footage = _clip_frame(demo_clip, RENDER_FRAME - 1)
-    assert composite.shape == footage.shape and mask.shape == footage.shape[:2]
-    outside = mask < 8
-    assert np.abs(composite.astype(int) - footage)[outside].mean() < 6
+    assert composite_differences(baked["render"], baked["mask"], demo_clip)["outside"] < 6
 
 
 def test_composite_shows_the_render_on_the_face_and_the_hand_in_front_of_it(baked, demo_clip):
     """Paper Fig. 5: the rendered head replaces the face, the occluding hand stays in front."""
-    import cv2
-    from training.demo_clip import ClipOptions, occluder_coverage
-
-    options = ClipOptions(seconds=CLIP_SECONDS, fps=CLIP_FPS)
-    composite = cv2.imread(str(baked["render"])).astype(int)
-    mask = cv2.imread(baked["mask"], cv2.IMREAD_GRAYSCALE)
-    footage = _clip_frame(demo_clip, RENDER_FRAME - 1)
-    hand = occluder_coverage((RENDER_FRAME - 1) / CLIP_FPS, options) > 0.99
-    face = (mask > 247) & ~hand
-    assert face.sum() > 2000 and hand.sum() > 2000
-    assert np.abs(composite - footage)[face].mean() > 20
-    assert np.abs(composite - footage)[hand].mean() < 6
+    found = composite_differences(baked["render"], baked["mask"], demo_clip)
+    assert found["face_pixels"] > 2000 and found["hand_pixels"] > 2000
+    assert found["face"] > 20 and found["hand"] < 6
 
 
 def _real_or_skip(baked) -> dict:
@@ -642,16 +587,6 @@ def test_bake_of_real_webcam_footage_keys_every_frame_within_0_and_1(baked):
 def test_bake_of_real_webcam_footage_tracks_the_face_in_most_frames(baked):
     real = _real_or_skip(baked)
     assert real["tracked"] >= 0.9 * REAL_FRAMES
-
-
-def _clip_frame(path: Path, index: int) -> np.ndarray:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    for _ in range(index + 1):
-        ok, frame = capture.read()
-        assert ok
-    return frame.astype(int)
 
 
 # --- live capture from a file source (one Blender run) -------------------------------------------
