@@ -359,15 +359,29 @@ def addon_files():
 before = addon_files()
 scene = bpy.context.scene
 bpy.data.objects.remove(bpy.data.objects["Cube"])  # the startup cube would enclose the head
+bpy.ops.ed.undo_push(message="test start")  # background mode starts with undo off until a first push
 s = scene.maskcap
-bpy.ops.maskcap.add_demo_head()
+bpy.ops.maskcap.add_demo_head("EXEC_DEFAULT", True)  # undo=True: an undo step, as a click in the UI
 s.source_path = CLIP
 s.write_masks = True
 s.mask_dir = MASKS
-bpy.ops.maskcap.bake()
+bpy.ops.maskcap.bake("EXEC_DEFAULT", True)
 RESULT["keys"] = fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
 RESULT["head"] = fcurves(bpy.data.objects["maskcap_head_control"])
 RESULT["take_frames"] = s.take_frames
+
+# the bake is one undo step: undo removes its keys from the face and the head, redo brings them back
+def baked_state():
+    keys = bpy.data.objects["maskcap_head"].data.shape_keys
+    return [len(fcurves(keys)), len(fcurves(bpy.data.objects["maskcap_head_control"])),
+            bpy.context.scene.maskcap.take_frames]
+RESULT["undo_states"] = [baked_state()]
+bpy.ops.ed.undo()
+RESULT["undo_states"].append(baked_state())
+bpy.ops.ed.redo()
+RESULT["undo_states"].append(baked_state())
+scene = bpy.context.scene  # undo reloads the file's data: fetch it again
+s = scene.maskcap
 RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir),
                               pkg.engine.load("take").MASK_PATTERN.format(RENDER_FRAME))
 bpy.ops.maskcap.camera_match()
@@ -514,6 +528,11 @@ def test_bake_keys_all_46_shape_keys_on_every_frame_within_0_and_1(baked):
         curve = baked["keys"][f'key_blocks["{name}"].value[0]']
         assert [frame for frame, _ in curve] == frames, name
         assert all(0.0 <= value <= 1.0 for _, value in curve), name
+
+
+def test_undo_removes_the_whole_bake_and_redo_restores_it(baked):
+    frames = int(CLIP_SECONDS * CLIP_FPS)
+    assert baked["undo_states"] == [[46, 6, frames], [0, 0, 0], [46, 6, frames]]
 
 
 def test_bake_keys_the_head_location_and_rotation(baked):
