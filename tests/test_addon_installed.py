@@ -434,6 +434,32 @@ RESULT["modal_anonymize_esc"] = drive_modal(_Anonymize(cancelled_out), escape=Tr
 RESULT["threads_after_modal"] = maskcap_threads()
 RESULT["new_addon_files"] = [f for f in addon_files() if f not in before]
 
+# the bake's UI path, cancelled with Esc after 10 frames: discarding leaves the previous take's
+# keys as they were; keeping puts the partial take on the rig
+Bake = pkg.bake.MASKCAP_OT_bake
+class _Bake(pkg.worker.ModalWorker):
+    _prepare, invoke, worker_done, progress_verb = Bake._prepare, Bake.invoke, Bake.worker_done, Bake.progress_verb
+    def __init__(self):
+        self.filepath, self.max_frames, self.reports = "", 0, []
+    def report(self, kind, message): self.reports.append(message)
+def esc_after(op, frames):
+    state = op.invoke(_Context, None)
+    while state == {'RUNNING_MODAL'}:
+        _time.sleep(0.02)
+        if op._progress[0] >= frames and not op._cancel.is_set():
+            op.modal(_Context, _Event('ESC'))
+        state = op.modal(_Context, _Event('TIMER'))
+    return [sorted(state), op.reports]
+def face_keys():
+    return fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
+full_take = face_keys()
+s.write_masks = False
+s.keep_partial = False
+RESULT["bake_esc_discard"] = esc_after(_Bake(), 10) + [face_keys() == full_take]
+s.keep_partial = True
+RESULT["bake_esc_keep"] = esc_after(_Bake(), 10) + [sorted({len(c) for c in face_keys().values()}), len(face_keys())]
+RESULT["threads_after_bake_esc"] = maskcap_threads()
+
 if REAL_CLIP:  # real webcam footage (shared data): another size and frame rate, a real hand
     s.source_path = REAL_CLIP
     s.write_masks = False
@@ -504,6 +530,18 @@ def test_esc_while_anonymising_cancels_and_writes_nothing(baked):
     state, reports, written = baked["modal_anonymize_esc"]
     assert state == ["CANCELLED"] and not written and "cancelled" in reports[-1]
     assert baked["threads_after_modal"] == []
+
+
+def test_esc_during_a_bake_discarding_the_partial_take_leaves_the_previous_keys_untouched(baked):
+    state, reports, unchanged = baked["bake_esc_discard"]
+    assert state == ["CANCELLED"] and unchanged and "cancel" in reports[-1]
+
+
+def test_esc_during_a_bake_keeping_the_partial_take_keys_the_frames_done_on_all_46_channels(baked):
+    state, reports, lengths, channels = baked["bake_esc_keep"]
+    assert state == ["FINISHED"] and "partial take kept" in reports[-1]
+    assert channels == 46 and len(lengths) == 1 and 10 <= lengths[0] < CLIP_SECONDS * CLIP_FPS
+    assert baked["threads_after_bake_esc"] == []
 
 
 def test_anonymising_footage_writes_every_frame_with_the_face_filled_and_the_rest_kept(baked):
