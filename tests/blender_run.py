@@ -55,6 +55,17 @@ def fcurves(id_data):
         return {{}}
     return {{f"{{fc.data_path}}[{{fc.array_index}}]": [tuple(k.co) for k in fc.keyframe_points] for fc in bag.fcurves}}
 
+def render_still(frame, path):
+    """The composited scene at frame, one Cycles sample on the CPU, written to path."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 1
+    scene.cycles.use_denoising = False
+    scene.frame_set(frame)
+    scene.render.filepath = path
+    bpy.ops.render.render(write_still=True)
+
 def maskcap_threads():
     return [t.name for t in threading.enumerate() if t.name.startswith("maskcap")]
 

@@ -43,13 +43,7 @@ bpy.ops.maskcap.camera_match()
 bpy.ops.maskcap.build_compositor()
 RESULT["has_compositing_node_group"] = hasattr(scene, "compositing_node_group")
 RESULT["tree_valid"] = scene.use_nodes and pkg.compositor.tree_is_valid(scene.node_tree)
-scene.render.engine = "CYCLES"
-scene.cycles.device = "CPU"
-scene.cycles.samples = 1
-scene.cycles.use_denoising = False
-scene.frame_set(RENDER_FRAME)
-scene.render.filepath = RENDER
-bpy.ops.render.render(write_still=True)
+render_still(RENDER_FRAME, RENDER)
 
 applied, start = 0, time.perf_counter()
 bpy.ops.maskcap.live_start()

@@ -390,13 +390,7 @@ RESULT["camera"] = {"name": scene.camera.name, "lens_mm": scene.camera.data.lens
                     "resolution": [scene.render.resolution_x, scene.render.resolution_y]}
 bpy.ops.maskcap.build_compositor()
 RESULT["tree_valid"] = pkg.compositor.tree_is_valid(scene.compositing_node_group)
-scene.render.engine = "CYCLES"
-scene.cycles.device = "CPU"
-scene.cycles.samples = 1
-scene.cycles.use_denoising = False
-scene.frame_set(RENDER_FRAME)
-scene.render.filepath = RENDER
-bpy.ops.render.render(write_still=True)
+render_still(RENDER_FRAME, RENDER)
 bpy.ops.maskcap.anonymize_clip(filepath=ANON_CLIP, method="fill", fast=True, output=ANON_OUT)
 
 # the UI path (modal operators do not run in background mode): invoke, then timer events, with a
