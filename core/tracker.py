@@ -22,6 +22,7 @@ from .face_model import FaceModel, load_face_model
 from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
+from .still import EMPTY_MASK_SHARE, largest_component_box, mask_misses_face, mirror_box, mirror_landmarks
 
 # Both mappings are measured by `python -m training.calibrate_boxes` on the landmarks68 training
 # faces. A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in
@@ -46,8 +47,8 @@ def default_regressor_path() -> Path:
 @dataclass
 class TrackerOptions:
     """How FaceTracker runs. focal_mm: the camera's 35 mm-equivalent focal length until the
-    identity/focal adaptation knows better. image_passes, image_starts, image_resegment: how a
-    still photo is regressed (see FaceTracker.track_image)."""
+    identity/focal adaptation knows better. image_*: how a still photo is regressed (see
+    FaceTracker.track_image)."""
 
     regressor_path: str | Path | None = None
     face_model_path: str | Path | None = None
@@ -57,6 +58,8 @@ class TrackerOptions:
     image_passes: int = 1
     image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
     image_resegment: bool = False        # segment a still photo again around its first result, regress again
+    image_mirror: bool = True            # regress the mirrored photo too; keep the per-point median of all starts
+    image_check_detection: bool = True   # a detection whose face mask is empty or cut by the crop is moved to the mask's face
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
@@ -136,6 +139,18 @@ def _start_boxes(box, count: int) -> list[tuple[float, float, float, float]]:
     return [(cx - w * k / 2, cy - h * k / 2, w * k, h * k) for k in STILL_START_SCALES[:count]]
 
 
+def landmark_box_from_face_box(face_box) -> tuple[float, float, float, float]:
+    """The square box of the 68 landmarks inside a face-region box (inverse of LANDMARKS_TO_FACE):
+    where a still photo starts when the face mask, not the detection, placed the face."""
+    x, y, w, h = (float(v) for v in face_box)
+    width = w / (1.0 - LANDMARKS_TO_FACE["left"] + LANDMARKS_TO_FACE["right"])
+    height = h / (1.0 - LANDMARKS_TO_FACE["top"] + LANDMARKS_TO_FACE["bottom"])
+    cx = x - LANDMARKS_TO_FACE["left"] * width + width / 2
+    cy = y - LANDMARKS_TO_FACE["top"] * height + height / 2
+    size = max(width, height)
+    return (cx - size / 2, cy - size / 2, size, size)
+
+
 def face_box_from_landmarks(points: np.ndarray) -> tuple[float, float, float, float]:
     """The face-region box (x, y, w, h) that the segmenter expects, around tracked landmarks."""
     lo, hi = points.min(0), points.max(0)
@@ -184,15 +199,20 @@ class FaceTracker:
         return self._track(image, passes=1, keep=True, mask=_check_mask(mask, image.shape))
 
     def track_image(self, image, mask=None) -> TrackResult:
-        """A still photo: detect, then regress image_passes times from each of image_starts boxes
-        and keep the result closest to the others; with image_resegment, segment again in the
-        face box of that result and regress once more. No state is kept."""
+        """A still photo: detect, check the box against the face mask (image_check_detection),
+        then regress from image_starts boxes (and from the same boxes on the mirrored photo with
+        image_mirror) and keep the per-point median, or with one photo the result closest to the
+        others; with image_resegment, segment again in the face box of that result and regress
+        once more. No state is kept."""
         image = as_bgr_uint8(image, "image")
         mask = _check_mask(mask, image.shape)
         saved = self._state, self._focal, self._lm
         self._state, self._focal, self._lm = None, None, self._mean_lm  # a photo may be anyone
         try:
             frame = self.prepare(image, mask)
+            if (self.options.image_check_detection and mask is None and self._segmenter is not None
+                    and frame.start_box is not None):
+                frame = self._check_detection(frame)
             result = self._regress_still(frame)
             if (self.options.image_resegment and result.landmarks is not None and mask is None
                     and self._segmenter is not None):
@@ -204,15 +224,61 @@ class FaceTracker:
         finally:
             self._state, self._focal, self._lm = saved
 
+    def _check_detection(self, frame: "PreparedFrame", rounds: int = 2) -> "PreparedFrame":
+        """Move a still photo's start to the face the segmenter sees when the detection's mask
+        says the box is wrong (empty: the cascade fired on something else; cut by the crop: the
+        box holds part of a turned face). The face is searched for in the whole photo, or around
+        the cut mask, and segmented again in the box of the blob found."""
+        from .detection import crop_box_from_face_box
+
+        t0 = time.perf_counter()
+        image, mask, face_box = frame.image, frame.mask, frame.face_box
+        h, w = image.shape[:2]
+        scale = self._segmenter.options.crop_scale
+        moved = None
+        for _ in range(rounds):
+            crop = crop_box_from_face_box(face_box, scale)
+            if not mask_misses_face(mask, crop):
+                break
+            found = largest_component_box(mask)
+            if found is None or found[1] < EMPTY_MASK_SHARE * crop[2] ** 2:
+                side = max(w, h) / scale
+                search = (w / 2 - side / 2, h / 2 - side / 2, side, side)  # its crop is the whole photo
+            else:
+                search = found[0]  # the part of the face the crop did hold
+            found = largest_component_box(self._segment(image, search))
+            if found is None:
+                break
+            face_box = found[0]
+            mask = self._segment(image, face_box)
+            moved = largest_component_box(mask)
+        if moved is None:
+            return frame
+        timings = dict(frame.timings, detection_check_ms=(time.perf_counter() - t0) * 1000)
+        return PreparedFrame(image, mask, face_box, landmark_box_from_face_box(moved[0]), timings)
+
     def _regress_still(self, frame: "PreparedFrame") -> TrackResult:
         passes = self.options.image_passes
-        if frame.start_box is None or self.options.image_starts == 1:
+        if frame.start_box is None or (self.options.image_starts == 1 and not self.options.image_mirror):
             return self.regress(frame, passes=passes, keep=False)
-        results = [self.regress(replace(frame, start_box=box), passes=passes, keep=False)
-                   for box in _start_boxes(frame.start_box, self.options.image_starts)]
+        boxes = _start_boxes(frame.start_box, self.options.image_starts)
+        results = [self.regress(replace(frame, start_box=box), passes=passes, keep=False) for box in boxes]
         points = np.stack([r.landmarks for r in results])
-        spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
-        return results[int(np.argmin(spread))]
+        if not self.options.image_mirror:
+            spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
+            return results[int(np.argmin(spread))]
+        w = frame.image.shape[1]
+        mirrored = PreparedFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]),
+                                 None, None, frame.timings)
+        twins = [self.regress(replace(mirrored, start_box=mirror_box(box, w)), passes=passes, keep=False)
+                 for box in boxes]
+        median = np.median(np.concatenate([points, mirror_landmarks(np.stack([r.landmarks for r in twins]), w)]), axis=0)
+        # pose and blendshapes from the (unmirrored) start that ended nearest the median
+        best = results[int(np.argmin(np.linalg.norm(points - median, axis=2).mean(1)))]
+        best.timings["regression_ms"] = sum(r.timings["regression_ms"] for r in results + twins)
+        confidence = self._confidence(median, frame.mask, (w, frame.image.shape[0]))
+        return replace(best, landmarks=median, face_box=face_box_from_landmarks(median), confidence=confidence,
+                       ok=confidence >= self.options.min_confidence)
 
     def basis(self) -> TrackingBasis:
         """A snapshot of what the next prepare() would start from."""
