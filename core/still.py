@@ -36,6 +36,13 @@ def mirror_landmarks(points: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def eye_line_roll(points: np.ndarray) -> float:
+    """The head's tilt in the image plane (radians), as head_rotation's roll: from the line
+    through the outer eye corners (points 36 and 45); 0 for level eyes."""
+    dx, dy = np.asarray(points, np.float64)[45] - np.asarray(points, np.float64)[36]
+    return float(-np.arctan2(dy, dx))
+
+
 def mirror_box(box, width: int) -> tuple[float, float, float, float]:
     """An (x, y, w, h) box of the photo, in the mirrored photo."""
     x, y, w, h = (float(v) for v in box)

@@ -16,13 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .camera import focal_from_mm, principal_point
+from .camera import focal_from_mm, head_rotation, principal_point
 from .detection import detect_faces
 from .face_model import FaceModel, load_face_model
 from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
-from .still import EMPTY_MASK_SHARE, largest_component_box, mask_misses_face, mirror_box, mirror_landmarks
+from .still import EMPTY_MASK_SHARE, eye_line_roll, largest_component_box, mask_misses_face, mirror_box, mirror_landmarks
 
 # Both mappings are measured by `python -m training.calibrate_boxes` on the landmarks68 training
 # faces. A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in
@@ -59,6 +59,7 @@ class TrackerOptions:
     image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
     image_resegment: bool = False        # segment a still photo again around its first result, regress again
     image_mirror: bool = True            # regress the mirrored photo too; keep the per-point median of all starts
+    image_roll_restart: bool = True      # with image_mirror: start again from the mean face tilted as that median
     image_check_detection: bool = True   # a detection whose face mask is empty or cut by the crop is moved to the mask's face
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
@@ -149,6 +150,14 @@ def landmark_box_from_face_box(face_box) -> tuple[float, float, float, float]:
     cy = y - LANDMARKS_TO_FACE["top"] * height + height / 2
     size = max(width, height)
     return (cx - size / 2, cy - size / 2, size, size)
+
+
+def _square_box(points: np.ndarray) -> tuple[float, float, float, float]:
+    """The square (x, y, side, side) around the points' bounding box, as a start box."""
+    lo, hi = points.min(0), points.max(0)
+    side = float((hi - lo).max())
+    cx, cy = (lo + hi) / 2
+    return (float(cx) - side / 2, float(cy) - side / 2, side, side)
 
 
 def face_box_from_landmarks(points: np.ndarray) -> tuple[float, float, float, float]:
@@ -258,27 +267,53 @@ class FaceTracker:
         return PreparedFrame(image, mask, face_box, landmark_box_from_face_box(moved[0]), timings)
 
     def _regress_still(self, frame: "PreparedFrame") -> TrackResult:
-        passes = self.options.image_passes
-        if frame.start_box is None or (self.options.image_starts == 1 and not self.options.image_mirror):
-            return self.regress(frame, passes=passes, keep=False)
-        boxes = _start_boxes(frame.start_box, self.options.image_starts)
-        results = [self.regress(replace(frame, start_box=box), passes=passes, keep=False) for box in boxes]
-        points = np.stack([r.landmarks for r in results])
-        if not self.options.image_mirror:
+        o = self.options
+        if frame.start_box is None or (o.image_starts == 1 and not o.image_mirror):
+            return self.regress(frame, passes=o.image_passes, keep=False)
+        boxes = _start_boxes(frame.start_box, o.image_starts)
+        if not o.image_mirror:
+            results = [self.regress(replace(frame, start_box=box), passes=o.image_passes, keep=False) for box in boxes]
+            points = np.stack([r.landmarks for r in results])
             spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
             return results[int(np.argmin(spread))]
-        w = frame.image.shape[1]
         mirrored = PreparedFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]),
                                  None, None, frame.timings)
-        twins = [self.regress(replace(mirrored, start_box=mirror_box(box, w)), passes=passes, keep=False)
-                 for box in boxes]
-        median = np.median(np.concatenate([points, mirror_landmarks(np.stack([r.landmarks for r in twins]), w)]), axis=0)
-        # pose and blendshapes from the (unmirrored) start that ended nearest the median
-        best = results[int(np.argmin(np.linalg.norm(points - median, axis=2).mean(1)))]
-        best.timings["regression_ms"] = sum(r.timings["regression_ms"] for r in results + twins)
-        confidence = self._confidence(median, frame.mask, (w, frame.image.shape[0]))
+        results, points, spent = self._still_round(frame, mirrored, boxes, 0.0)
+        median = np.median(points, axis=0)
+        if o.image_roll_restart:
+            # the cascade learnt upright box starts and starts near the true pose; a tilted head
+            # gets a second round from the mean face tilted as the first round's eye line
+            more, more_points, more_spent = self._still_round(
+                frame, mirrored, _start_boxes(_square_box(median), o.image_starts), eye_line_roll(median))
+            results, points, spent = results + more, np.concatenate([points, more_points]), spent + more_spent
+            median = np.median(points, axis=0)
+        # pose and blendshapes from the (unmirrored) result that ended nearest the median
+        unmirrored = np.stack([r.landmarks for r in results])
+        best = results[int(np.argmin(np.linalg.norm(unmirrored - median, axis=2).mean(1)))]
+        timings = dict(best.timings, regression_ms=spent)
+        h, w = frame.image.shape[:2]
+        confidence = self._confidence(median, frame.mask, (w, h))
         return replace(best, landmarks=median, face_box=face_box_from_landmarks(median), confidence=confidence,
-                       ok=confidence >= self.options.min_confidence)
+                       ok=confidence >= self.options.min_confidence, timings=timings)
+
+    def _still_round(self, frame: "PreparedFrame", mirrored: "PreparedFrame", boxes, roll: float):
+        """Regress a photo from the mean face tilted by roll (radians, image plane) in each box,
+        and its mirror image from the mirrored starts: the photo's results, and the landmarks of
+        all of them (mirrored ones mapped back) as one (2 x boxes, 68, 2) array, and the
+        milliseconds the regressions took."""
+        h, w = frame.image.shape[:2]
+        center = principal_point((w, h))
+        tilt = head_rotation(0.0, 0.0, roll)
+        flip = np.diag([-1.0, 1.0, 1.0])
+        results, twins = [], []
+        for box in boxes:
+            start = mean_face_in_box(self._lm, box, self._focal, center, tilt)
+            results.append(self.regress(frame, passes=self.options.image_passes, keep=False, start=start))
+            start = mean_face_in_box(self._lm, mirror_box(box, w), self._focal, center, flip @ tilt @ flip)
+            twins.append(self.regress(mirrored, passes=self.options.image_passes, keep=False, start=start))
+        points = np.concatenate([np.stack([r.landmarks for r in results]),
+                                 mirror_landmarks(np.stack([r.landmarks for r in twins]), w)])
+        return results, points, sum(r.timings["regression_ms"] for r in results + twins)
 
     def basis(self) -> TrackingBasis:
         """A snapshot of what the next prepare() would start from."""
@@ -332,17 +367,19 @@ class FaceTracker:
             timings["segmentation_ms"] = (time.perf_counter() - t1) * 1000
         return PreparedFrame(image, mask, face_box, start, timings)
 
-    def regress(self, frame: "PreparedFrame", passes: int = 1, keep: bool = True) -> TrackResult:
-        """Regress the shape on a prepared frame, from the last shape or the detection's start."""
+    def regress(self, frame: "PreparedFrame", passes: int = 1, keep: bool = True,
+                start: ShapeState | None = None) -> TrackResult:
+        """Regress the shape on a prepared frame, from start if given, else from the last shape
+        or the detection's start box."""
         image, mask, timings = frame.image, frame.mask, dict(frame.timings)
         h, w = image.shape[:2]
         center = principal_point((w, h))
-        state = self._state
+        state = self._state if start is None else start
         if state is None:
             if frame.start_box is None:
                 return TrackResult(ok=False, mask=mask, timings=timings)
             state = mean_face_in_box(self._lm, frame.start_box, self._focal, center)
-        elif self.options.displacement_carry < 1.0:
+        elif start is None and self.options.displacement_carry < 1.0:
             # D carries over only in part: the regression re-estimates it each frame, and a full
             # carry lets its errors add up from frame to frame
             state = state.copy()
