@@ -22,7 +22,8 @@ from .face_model import FaceModel, load_face_model
 from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
-from .still import EMPTY_MASK_SHARE, eye_line_roll, largest_component_box, mask_misses_face, mirror_box, mirror_landmarks
+from .still import (EMPTY_MASK_SHARE, eye_line_roll, largest_component_box, mask_misses_face, mirror_box,
+                    mirror_landmarks)
 
 # Both mappings are measured by `python -m training.calibrate_boxes` on the landmarks68 training
 # faces. A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in
@@ -60,7 +61,8 @@ class TrackerOptions:
     image_resegment: bool = False        # segment a still photo again around its first result, regress again
     image_mirror: bool = True            # regress the mirrored photo too; keep the per-point median of all starts
     image_roll_restart: bool = True      # with image_mirror: start again from the mean face tilted as that median
-    image_check_detection: bool = True   # a detection whose face mask is empty or cut by the crop is moved to the mask's face
+    image_check_detection: bool = True   # a detection whose mask is empty or cut by its crop moves to the mask's face
+    image_segment_undetected: bool = False  # no detection: look for a face with the segmenter on the whole photo
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
@@ -152,6 +154,13 @@ def landmark_box_from_face_box(face_box) -> tuple[float, float, float, float]:
     return (cx - size / 2, cy - size / 2, size, size)
 
 
+def _whole_photo_box(shape, segmenter) -> tuple[float, float, float, float]:
+    """The face box whose segmenter crop is the whole photo (centred, the longer side)."""
+    h, w = shape[:2]
+    side = max(w, h) / segmenter.options.crop_scale
+    return (w / 2 - side / 2, h / 2 - side / 2, side, side)
+
+
 def _square_box(points: np.ndarray) -> tuple[float, float, float, float]:
     """The square (x, y, side, side) around the points' bounding box, as a start box."""
     lo, hi = points.min(0), points.max(0)
@@ -219,9 +228,12 @@ class FaceTracker:
         self._state, self._focal, self._lm = None, None, self._mean_lm  # a photo may be anyone
         try:
             frame = self.prepare(image, mask)
-            if (self.options.image_check_detection and mask is None and self._segmenter is not None
-                    and frame.start_box is not None):
-                frame = self._check_detection(frame)
+            if mask is None and self._segmenter is not None:
+                if frame.start_box is None and self.options.image_segment_undetected:
+                    whole = _whole_photo_box(image.shape, self._segmenter)
+                    frame = self._check_detection(replace(frame, face_box=whole))
+                elif frame.start_box is not None and self.options.image_check_detection:
+                    frame = self._check_detection(frame)
             result = self._regress_still(frame)
             if (self.options.image_resegment and result.landmarks is not None and mask is None
                     and self._segmenter is not None):
@@ -242,7 +254,6 @@ class FaceTracker:
 
         t0 = time.perf_counter()
         image, mask, face_box = frame.image, frame.mask, frame.face_box
-        h, w = image.shape[:2]
         scale = self._segmenter.options.crop_scale
         moved = None
         for _ in range(rounds):
@@ -251,8 +262,7 @@ class FaceTracker:
                 break
             found = largest_component_box(mask)
             if found is None or found[1] < EMPTY_MASK_SHARE * crop[2] ** 2:
-                side = max(w, h) / scale
-                search = (w / 2 - side / 2, h / 2 - side / 2, side, side)  # its crop is the whole photo
+                search = _whole_photo_box(image.shape, self._segmenter)
             else:
                 search = found[0]  # the part of the face the crop did hold
             found = largest_component_box(self._segment(image, search))

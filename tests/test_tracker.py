@@ -218,3 +218,19 @@ def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_pho
         t.prepare = prepare
         result = t.track_image(image)
     assert np.allclose(result.landmarks, target)
+
+
+@pytest.mark.parametrize("look", [True, False])
+def test_an_undetected_face_is_looked_for_with_the_segmenter_only_when_asked(look):
+    from core.tracker import TrackResult
+
+    with FaceTracker(TrackerOptions(use_segmentation=False, image_segment_undetected=look)) as t:
+        t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
+        starts = []
+        t._regress_still = lambda frame: starts.append(frame.start_box) or TrackResult(ok=False)
+        t.track_image(np.zeros((300, 400, 3), np.uint8))   # nothing for the cascade to find
+    if look:
+        x, y, w, h = starts[0]
+        assert abs(x + w / 2 - 280) < 10 and abs(y + h / 2 - 160) < 25
+    else:
+        assert starts == [None]

@@ -1,7 +1,8 @@
 """track_image accuracy on our held-out landmarks68 faces (every 10th by sorted file name).
 
 Run: .venv/bin/python -m training.evaluate_tracker [--no-segmentation] [--passes N] [--starts N]
-     [--resegment] [--no-mirror] [--no-roll-restart] [--no-check-detection] [--regressor FILE]
+     [--resegment] [--no-mirror] [--no-roll-restart] [--no-check-detection]
+     [--segment-undetected] [--regressor FILE]
 Prints and writes reports/tracker_landmarks68.json: detection rate, and the normalised mean
 error (mean point distance / outer-eye-corner distance) of the detected faces, overall, on the
 even and odd faces (in file-name order) apart, so that a choice made on one half can be checked
@@ -46,6 +47,8 @@ def main() -> None:
                         help="with --mirror: a second round from the mean face tilted as the first median")
     parser.add_argument("--check-detection", action=argparse.BooleanOptionalAction, default=None,
                         help="move a detection whose face mask is empty or cut by the crop (default: the tracker's)")
+    parser.add_argument("--segment-undetected", action=argparse.BooleanOptionalAction, default=None,
+                        help="no detection: look for the face with the segmenter on the whole photo")
     parser.add_argument("--regressor", type=Path, default=None, help="a regressor file other than models/regressor.npz")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
     args = parser.parse_args()
@@ -54,7 +57,8 @@ def main() -> None:
     opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), regressor_path=args.regressor)
     for name, value in (("image_passes", args.passes), ("image_starts", args.starts), ("image_resegment", args.resegment),
                         ("image_mirror", args.mirror), ("image_roll_restart", args.roll_restart),
-                        ("image_check_detection", args.check_detection)):
+                        ("image_check_detection", args.check_detection),
+                        ("image_segment_undetected", args.segment_undetected)):
         if value is not None:
             setattr(opts, name, value)
     errors, times, missed, per_face = [], [], [], {}
@@ -79,7 +83,9 @@ def main() -> None:
               "nme_mean_odd": float(np.mean([e for k, e in per_face.values() if k % 2 == 1])),
               "masks": "oracle" if args.oracle_masks else ("none" if args.no_segmentation else "segmenter"),
               "passes": opts.image_passes, "starts": opts.image_starts, "resegment": opts.image_resegment,
-              "mirror": opts.image_mirror, "roll_restart": opts.image_roll_restart, "check_detection": opts.image_check_detection,
+              "mirror": opts.image_mirror, "roll_restart": opts.image_roll_restart,
+              "check_detection": opts.image_check_detection,
+              "segment_undetected": opts.image_segment_undetected,
               "regressor": str(args.regressor or "models/regressor.npz")}
     report["per_face"] = {f: e for f, (_, e) in sorted(per_face.items(), key=lambda kv: -kv[1][1])}
     write_text(args.out, json.dumps(report, indent=2))
