@@ -60,7 +60,7 @@ class TrackerOptions:
     image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
     image_resegment: bool = False        # segment a still photo again around its first result, regress again
     image_mirror: bool = True            # regress the mirrored photo too; keep the per-point median of all starts
-    image_roll_restart: bool = True      # with image_mirror: start again from the mean face tilted as that median
+    image_roll_restart: bool = True      # with image_mirror, a tilted head: start again from the mean face tilted as much
     image_check_detection: bool = True   # a detection whose mask is empty or cut by its crop moves to the mask's face
     image_segment_undetected: bool = False  # no detection: look for a face with the segmenter on the whole photo
     min_confidence: float = 0.35
@@ -132,6 +132,12 @@ def landmark_box_from_detection(box) -> tuple[float, float, float, float]:
 # Start boxes for a still photo: the detection's landmark box, then smaller and larger ones
 # (Viola-Jones boxes vary in size by about this much; see DETECTION_TO_LANDMARKS).
 STILL_START_SCALES = (1.0, 0.9, 1.1, 0.8, 1.2)
+
+
+# A still photo whose first-round eye line tilts by more than this gets a second round of starts
+# tilted as much (image_roll_restart); below it the second round changed little on the held-out
+# landmarks68 photos (5.21 % mean error against 5.19 % with a second round for every photo).
+ROLL_RESTART_MIN_DEG = 5.0
 
 
 def _start_boxes(box, count: int) -> list[tuple[float, float, float, float]]:
@@ -290,11 +296,12 @@ class FaceTracker:
                                  None, None, frame.timings)
         results, points, spent = self._still_round(frame, mirrored, boxes, 0.0)
         median = np.median(points, axis=0)
-        if o.image_roll_restart:
+        roll = eye_line_roll(median)
+        if o.image_roll_restart and abs(roll) > np.radians(ROLL_RESTART_MIN_DEG):
             # the cascade learnt upright box starts and starts near the true pose; a tilted head
             # gets a second round from the mean face tilted as the first round's eye line
             more, more_points, more_spent = self._still_round(
-                frame, mirrored, _start_boxes(_square_box(median), o.image_starts), eye_line_roll(median))
+                frame, mirrored, _start_boxes(_square_box(median), o.image_starts), roll)
             results, points, spent = results + more, np.concatenate([points, more_points]), spent + more_spent
             median = np.median(points, axis=0)
         # pose and blendshapes from the (unmirrored) result that ended nearest the median
