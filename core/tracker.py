@@ -60,7 +60,7 @@ class TrackerOptions:
     image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
     image_resegment: bool = False        # segment a still photo again around its first result, regress again
     image_mirror: bool = True            # regress the mirrored photo too; keep the per-point median of all starts
-    image_roll_restart: bool = True      # with image_mirror, a tilted head: start again from the mean face tilted as much
+    image_roll_restart: bool = True      # with image_mirror, a tilted head: again from the mean face tilted as much
     image_check_detection: bool = True   # a detection whose mask is empty or cut by its crop moves to the mask's face
     image_segment_undetected: bool = False  # no detection: look for a face with the segmenter on the whole photo
     min_confidence: float = 0.35
@@ -292,45 +292,45 @@ class FaceTracker:
             points = np.stack([r.landmarks for r in results])
             spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
             return results[int(np.argmin(spread))]
-        mirrored = PreparedFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]),
-                                 None, None, frame.timings)
-        results, points, spent = self._still_round(frame, mirrored, boxes, 0.0)
+        t0 = time.perf_counter()
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        views = ((gray, frame.mask), (np.ascontiguousarray(gray[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1])))
+        states, points = self._still_round(views, boxes, 0.0)
         median = np.median(points, axis=0)
         roll = eye_line_roll(median)
         if o.image_roll_restart and abs(roll) > np.radians(ROLL_RESTART_MIN_DEG):
             # the cascade learnt upright box starts and starts near the true pose; a tilted head
             # gets a second round from the mean face tilted as the first round's eye line
-            more, more_points, more_spent = self._still_round(
-                frame, mirrored, _start_boxes(_square_box(median), o.image_starts), roll)
-            results, points, spent = results + more, np.concatenate([points, more_points]), spent + more_spent
+            more_states, more_points = self._still_round(views, _start_boxes(_square_box(median), o.image_starts), roll)
+            states, points = states + more_states, np.concatenate([points, more_points])
             median = np.median(points, axis=0)
-        # pose and blendshapes from the (unmirrored) result that ended nearest the median
-        unmirrored = np.stack([r.landmarks for r in results])
-        best = results[int(np.argmin(np.linalg.norm(unmirrored - median, axis=2).mean(1)))]
-        timings = dict(best.timings, regression_ms=spent)
-        h, w = frame.image.shape[:2]
-        confidence = self._confidence(median, frame.mask, (w, h))
-        return replace(best, landmarks=median, face_box=face_box_from_landmarks(median), confidence=confidence,
-                       ok=confidence >= self.options.min_confidence, timings=timings)
+        # pose and blendshapes from the (unmirrored) start that ended nearest the median
+        center = principal_point((gray.shape[1], gray.shape[0]))
+        own = np.stack([landmarks(st, self._lm, self._focal, center) for st in states])
+        best = states[int(np.argmin(np.linalg.norm(own - median, axis=2).mean(1)))]
+        timings = dict(frame.timings, regression_ms=(time.perf_counter() - t0) * 1000)
+        return self._result(best, median, frame.mask, timings)
 
-    def _still_round(self, frame: "PreparedFrame", mirrored: "PreparedFrame", boxes, roll: float):
+    def _still_round(self, views, boxes, roll: float) -> tuple[list[ShapeState], np.ndarray]:
         """Regress a photo from the mean face tilted by roll (radians, image plane) in each box,
-        and its mirror image from the mirrored starts: the photo's results, and the landmarks of
-        all of them (mirrored ones mapped back) as one (2 x boxes, 68, 2) array, and the
-        milliseconds the regressions took."""
-        h, w = frame.image.shape[:2]
-        center = principal_point((w, h))
+        and its mirror image from the mirrored starts; views = ((gray, mask), (their mirror
+        images)). Returns the photo's states, and the landmarks of all the results (mirrored ones
+        mapped back) as one (2 x boxes, 68, 2) array."""
+        (gray, mask), (gray_mirrored, mask_mirrored) = views
+        w = gray.shape[1]
+        center = principal_point((w, gray.shape[0]))
         tilt = head_rotation(0.0, 0.0, roll)
         flip = np.diag([-1.0, 1.0, 1.0])
-        results, twins = [], []
+        passes = self.options.image_passes
+        states, twins = [], []
         for box in boxes:
             start = mean_face_in_box(self._lm, box, self._focal, center, tilt)
-            results.append(self.regress(frame, passes=self.options.image_passes, keep=False, start=start))
+            states.append(self._run_cascade(gray, mask, start, passes))
             start = mean_face_in_box(self._lm, mirror_box(box, w), self._focal, center, flip @ tilt @ flip)
-            twins.append(self.regress(mirrored, passes=self.options.image_passes, keep=False, start=start))
-        points = np.concatenate([np.stack([r.landmarks for r in results]),
-                                 mirror_landmarks(np.stack([r.landmarks for r in twins]), w)])
-        return results, points, sum(r.timings["regression_ms"] for r in results + twins)
+            twins.append(self._run_cascade(gray_mirrored, mask_mirrored, start, passes))
+        points = [landmarks(st, self._lm, self._focal, center) for st in states + twins]
+        n = len(states)
+        return states, np.concatenate([np.stack(points[:n]), mirror_landmarks(np.stack(points[n:]), w)])
 
     def basis(self) -> TrackingBasis:
         """A snapshot of what the next prepare() would start from."""
@@ -384,27 +384,23 @@ class FaceTracker:
             timings["segmentation_ms"] = (time.perf_counter() - t1) * 1000
         return PreparedFrame(image, mask, face_box, start, timings)
 
-    def regress(self, frame: "PreparedFrame", passes: int = 1, keep: bool = True,
-                start: ShapeState | None = None) -> TrackResult:
-        """Regress the shape on a prepared frame, from start if given, else from the last shape
-        or the detection's start box."""
+    def regress(self, frame: "PreparedFrame", passes: int = 1, keep: bool = True) -> TrackResult:
+        """Regress the shape on a prepared frame, from the last shape or the detection's start."""
         image, mask, timings = frame.image, frame.mask, dict(frame.timings)
         h, w = image.shape[:2]
         center = principal_point((w, h))
-        state = self._state if start is None else start
+        state = self._state
         if state is None:
             if frame.start_box is None:
                 return TrackResult(ok=False, mask=mask, timings=timings)
             state = mean_face_in_box(self._lm, frame.start_box, self._focal, center)
-        elif start is None and self.options.displacement_carry < 1.0:
+        elif self.options.displacement_carry < 1.0:
             # D carries over only in part: the regression re-estimates it each frame, and a full
             # carry lets its errors add up from frame to frame
             state = state.copy()
             state.displacements *= self.options.displacement_carry
         t0 = time.perf_counter()
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        for _ in range(passes):
-            state = self.cascade.run(gray, mask, state, self._lm, self._focal, center)
+        state = self._run_cascade(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), mask, state, passes)
         timings["regression_ms"] = (time.perf_counter() - t0) * 1000
         points = landmarks(state, self._lm, self._focal, center)
         confidence = self._confidence(points, mask, (w, h))
@@ -413,7 +409,20 @@ class FaceTracker:
             if ok and self.options.adapt_identity:
                 state, points = self._adapt(points, state, confidence, (w, h))
             self._state = state if ok else None
-        return TrackResult(ok=ok, landmarks=points, blendshapes=state.expression.copy(), rotation=state.rotation.copy(),
+        return self._result(state, points, mask, timings)
+
+    def _run_cascade(self, gray: np.ndarray, mask: np.ndarray, state: ShapeState, passes: int) -> ShapeState:
+        center = principal_point((gray.shape[1], gray.shape[0]))
+        for _ in range(passes):
+            state = self.cascade.run(gray, mask, state, self._lm, self._focal, center)
+        return state
+
+    def _result(self, state: ShapeState, points: np.ndarray, mask: np.ndarray, timings: dict) -> TrackResult:
+        """The TrackResult of a regressed state whose landmarks are points (its own, or a median)."""
+        h, w = mask.shape
+        confidence = self._confidence(points, mask, (w, h))
+        return TrackResult(ok=confidence >= self.options.min_confidence, landmarks=points,
+                           blendshapes=state.expression.copy(), rotation=state.rotation.copy(),
                            translation=state.translation(), focal=self._focal, identity=self.identity.copy(), mask=mask,
                            confidence=confidence, face_box=face_box_from_landmarks(points), timings=timings)
 
