@@ -28,6 +28,7 @@ VARIANTS = {
     "+ detection check": dict(image_mirror=False, image_roll_restart=False),
     "+ mirror, median": dict(image_roll_restart=False),
     "+ roll restart (default)": {},
+    "default with 3 starts": dict(image_starts=3),
 }
 
 
