@@ -136,7 +136,8 @@ STILL_START_SCALES = (1.0, 0.9, 1.1, 0.8, 1.2)
 
 # A still photo whose first-round eye line tilts by more than this gets a second round of starts
 # tilted as much (image_roll_restart); below it the second round changed little on the held-out
-# landmarks68 photos (5.21 % mean error against 5.19 % with a second round for every photo).
+# landmarks68 photos (5.21 % mean error against 5.19 % with a second round for every photo,
+# training.evaluate_tracker, README "Fixing the tail").
 ROLL_RESTART_MIN_DEG = 5.0
 
 
