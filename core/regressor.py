@@ -97,8 +97,9 @@ def difference(target: ShapeState, current: ShapeState, focal_px: float, scale: 
                            ((target.displacements - current.displacements) / scale).ravel()])
 
 
-def mean_face_in_box(lm: LandmarkModel, box, focal_px: float, center) -> ShapeState:
-    """The frontal mean face with no expression, placed so that its landmarks fill box.
+def mean_face_in_box(lm: LandmarkModel, box, focal_px: float, center, rotation=None) -> ShapeState:
+    """The mean face with no expression, frontal or turned by rotation (camera from model),
+    placed so that its landmarks fill box.
 
     box = (x, y, w, h) of the 68 landmarks (the start of a still image or after a loss).
     """
@@ -106,7 +107,7 @@ def mean_face_in_box(lm: LandmarkModel, box, focal_px: float, center) -> ShapeSt
 
     x, y, w, h = (float(v) for v in box)
     size, target = max(w, h), np.array([x + w / 2.0, y + h / 2.0])
-    rot = head_rotation(0.0, 0.0, 0.0)
+    rot = head_rotation(0.0, 0.0, 0.0) if rotation is None else np.asarray(rotation, np.float64)
     t = np.array([0.0, 0.0, 60.0])
     for _ in range(3):  # depth from the size, then the centre; settles in a couple of rounds
         px = project(lm.neutral @ rot.T + t, focal_px, np.asarray(center))

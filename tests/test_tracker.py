@@ -132,3 +132,105 @@ def test_still_photo_start_boxes_share_the_detections_centre_and_scale_its_size(
     assert all(np.isclose(x + w / 2, 140.0) and np.isclose(y + h / 2, 90.0) for x, y, w, h in boxes)
     with pytest.raises(ValueError, match="image_starts"):
         _start_boxes((0, 0, 10, 10), 9)
+
+
+def test_a_face_box_maps_back_to_the_landmark_box_it_came_from():
+    from core.tracker import landmark_box_from_face_box
+
+    points = np.array([[40.0, 60.0], [140.0, 60.0], [40.0, 160.0], [140.0, 160.0]])
+    assert np.allclose(landmark_box_from_face_box(face_box_from_landmarks(points)), (40.0, 60.0, 100.0, 100.0))
+
+
+class _FakeSegmenter:
+    """Sees one face, a disk, wherever it is asked to look, but only inside its crop."""
+
+    def __init__(self, shape, centre, radius):
+        from core.segmentation import SegmenterOptions
+
+        self.options = SegmenterOptions()
+        yy, xx = np.mgrid[:shape[0], :shape[1]]
+        self.face = (((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) <= radius ** 2).astype(np.uint8)
+
+    def segment(self, image, box):
+        from core.detection import crop_box_from_face_box
+
+        x, y, side, _ = (int(round(v)) for v in crop_box_from_face_box(box, self.options.crop_scale))
+        out = np.zeros_like(self.face)
+        out[max(y, 0):max(y + side, 0), max(x, 0):max(x + side, 0)] = 1
+        return out & self.face
+
+    def close(self):
+        pass
+
+
+def test_a_detection_whose_mask_is_empty_moves_to_the_face_the_segmenter_finds():
+    """The cascade fired on something that is not a face (its crop's mask is empty): the start
+    moves to the face the segmenter finds in the whole photo."""
+    from core.tracker import PreparedFrame
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
+        image = np.zeros((300, 400, 3), np.uint8)
+        wrong = PreparedFrame(image, t._segment(image, (30, 30, 40, 40)), (30, 30, 40, 40), (35, 40, 30, 30), {})
+        moved = t._check_detection(wrong)
+        x, y, w, h = moved.start_box
+        assert abs(x + w / 2 - 280) < 10 and 60 < w < 100        # the landmarks' box inside the disk
+        assert moved.mask.sum() == t._segmenter.face.sum()       # the whole face segmented
+        assert "detection_check_ms" in moved.timings
+
+
+def test_a_detection_whose_mask_holds_the_face_stays():
+    from core.tracker import PreparedFrame
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
+        image = np.zeros((300, 400, 3), np.uint8)
+        box = (225.0, 95.0, 110.0, 110.0)
+        frame = PreparedFrame(image, t._segment(image, box), box, (240, 120, 80, 80), {})
+        assert t._check_detection(frame) is frame
+
+
+def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_photo():
+    """A cascade that finds the same face T wherever it starts (T mirrored on the mirrored photo):
+    track_image's median of the photo's and the mirror's results is T itself."""
+    from core.regressor import landmarks
+    from core.still import mirror_landmarks
+    from core.tracker import PreparedFrame
+
+    image = np.zeros((200, 240, 3), np.uint8)
+    image[:, 120:] = 255   # a photo that tells its mirror image apart
+    target = np.random.default_rng(1).uniform(60, 140, (68, 2))
+
+    class FindsTarget:
+        def run(self, gray, mask, state, lm, focal, center):
+            found = target if gray[0, 0] == 0 else mirror_landmarks(target, gray.shape[1])
+            state = state.copy()
+            state.displacements = found - landmarks(state.copy(), lm, focal, center) + state.displacements
+            return state
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        t.cascade = FindsTarget()
+
+        def prepare(img, mask=None):   # a detection at a fixed box; prepare also sets the focal length
+            t._focal = 300.0
+            return PreparedFrame(img, np.ones((200, 240), np.uint8), None, (70.0, 60.0, 90.0, 90.0), {})
+
+        t.prepare = prepare
+        result = t.track_image(image)
+    assert np.allclose(result.landmarks, target)
+
+
+@pytest.mark.parametrize("look", [True, False])
+def test_an_undetected_face_is_looked_for_with_the_segmenter_only_when_asked(look):
+    from core.tracker import TrackResult
+
+    with FaceTracker(TrackerOptions(use_segmentation=False, image_segment_undetected=look)) as t:
+        t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
+        starts = []
+        t._regress_still = lambda frame: starts.append(frame.start_box) or TrackResult(ok=False)
+        t.track_image(np.zeros((300, 400, 3), np.uint8))   # nothing for the cascade to find
+    if look:
+        x, y, w, h = starts[0]
+        assert abs(x + w / 2 - 280) < 10 and abs(y + h / 2 - 160) < 25
+    else:
+        assert starts == [None]

@@ -1,9 +1,12 @@
 """track_image accuracy on our held-out landmarks68 faces (every 10th by sorted file name).
 
 Run: .venv/bin/python -m training.evaluate_tracker [--no-segmentation] [--passes N] [--starts N]
-     [--resegment] [--regressor FILE]
+     [--resegment] [--no-mirror] [--no-roll-restart] [--no-check-detection]
+     [--segment-undetected] [--regressor FILE]
 Prints and writes reports/tracker_landmarks68.json: detection rate, and the normalised mean
-error (mean point distance / outer-eye-corner distance) of the detected faces.
+error (mean point distance / outer-eye-corner distance) of the detected faces, overall, on the
+even and odd faces (in file-name order) apart, so that a choice made on one half can be checked
+on the other, and per face.
 """
 from __future__ import annotations
 
@@ -38,18 +41,29 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=None, help="start boxes per photo (default: the tracker's)")
     parser.add_argument("--resegment", action=argparse.BooleanOptionalAction, default=None,
                         help="segment again around the first result and regress again (default: the tracker's)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="regress the mirrored photo too and keep the per-point median (default: the tracker's)")
+    parser.add_argument("--roll-restart", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --mirror: a second round from the mean face tilted as the first median")
+    parser.add_argument("--check-detection", action=argparse.BooleanOptionalAction, default=None,
+                        help="move a detection whose face mask is empty or cut by the crop (default: the tracker's)")
+    parser.add_argument("--segment-undetected", action=argparse.BooleanOptionalAction, default=None,
+                        help="no detection: look for the face with the segmenter on the whole photo")
     parser.add_argument("--regressor", type=Path, default=None, help="a regressor file other than models/regressor.npz")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
     args = parser.parse_args()
     root = require_data("landmarks68")
     samples = held_out_samples(load_samples())
     opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), regressor_path=args.regressor)
-    for name, value in (("image_passes", args.passes), ("image_starts", args.starts), ("image_resegment", args.resegment)):
+    for name, value in (("image_passes", args.passes), ("image_starts", args.starts), ("image_resegment", args.resegment),
+                        ("image_mirror", args.mirror), ("image_roll_restart", args.roll_restart),
+                        ("image_check_detection", args.check_detection),
+                        ("image_segment_undetected", args.segment_undetected)):
         if value is not None:
             setattr(opts, name, value)
-    errors, times, missed = [], [], []
+    errors, times, missed, per_face = [], [], [], {}
     with FaceTracker(opts) as tracker:
-        for s in samples:
+        for k, s in enumerate(samples):
             image = cv2.imread(str(root / s.file))
             t0 = time.perf_counter()
             mask = None
@@ -61,14 +75,21 @@ def main() -> None:
                 missed.append(s.file)
                 continue
             errors.append(point_error(result.landmarks, s.landmarks))
+            per_face[s.file] = (k, errors[-1])
     report = {"faces": len(samples), "detected": len(errors), "missed": missed,
               "nme_mean": float(np.mean(errors)), "nme_median": float(np.median(errors)),
               "nme_p90": float(np.percentile(errors, 90)), "ms_median": float(np.median(times)),
+              "nme_mean_even": float(np.mean([e for k, e in per_face.values() if k % 2 == 0])),
+              "nme_mean_odd": float(np.mean([e for k, e in per_face.values() if k % 2 == 1])),
               "masks": "oracle" if args.oracle_masks else ("none" if args.no_segmentation else "segmenter"),
               "passes": opts.image_passes, "starts": opts.image_starts, "resegment": opts.image_resegment,
+              "mirror": opts.image_mirror, "roll_restart": opts.image_roll_restart,
+              "check_detection": opts.image_check_detection,
+              "segment_undetected": opts.image_segment_undetected,
               "regressor": str(args.regressor or "models/regressor.npz")}
+    report["per_face"] = {f: e for f, (_, e) in sorted(per_face.items(), key=lambda kv: -kv[1][1])}
     write_text(args.out, json.dumps(report, indent=2))
-    print(json.dumps({k: v for k, v in report.items() if k != "missed"}, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("missed", "per_face")}, indent=2))
 
 
 if __name__ == "__main__":
