@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from scipy.optimize import minimize
 
+from .box_qp import ArrowHessian, arrow_box_step, dense_box_step
 from .camera import camera_matrix, focal_from_mm, head_angles, principal_point, project
 from .face_model import FaceModel, SubsetBasis
 from .facs import NUM_FACS
@@ -283,12 +283,37 @@ def _frame_residuals(bases, prob, st: _FrameState, u, log_f) -> np.ndarray:
     return np.matmul(frames, ((proj - prob.landmarks) / prob.scale)[:, :, None]).ravel()
 
 
+def _normal_equations(bases, probs, states, u, log_f, solve_identity: bool, solve_focal: bool):
+    """Gauss-Newton Hessian 2 J'J and gradient 2 J'e of the landmark energy (mean over frames).
+
+    One frame: a dense matrix over [pose, x, u, log f]. Several: an ArrowHessian, since each
+    frame's pose and expressions couple only to themselves and the shared u and log f.
+    """
+    n_frames = len(states)
+    per = N_POSE + NUM_FACS
+    n_shared = (len(u) if solve_identity else 0) + (1 if solve_focal else 0)
+    arrow = ArrowHessian.zeros(n_frames, per, n_shared)
+    g = np.zeros(n_frames * per + n_shared)
+    for i, (prob, st) in enumerate(zip(probs, states)):
+        e, jf, ju, jl = _frame_linearisation(bases, prob, st, u, log_f, solve_identity)
+        js = np.concatenate([jf[:, :0]] + ([ju] if solve_identity else []) + ([jl[:, None]] if solve_focal else []), axis=1)
+        if n_frames == 1:
+            j = np.concatenate([jf, js], axis=1)
+            return 2.0 * j.T @ j, 2.0 * j.T @ e
+        arrow.frames[i] = (2.0 / n_frames) * (jf.T @ jf)
+        arrow.coupling[i] = (2.0 / n_frames) * (jf.T @ js)
+        arrow.shared += (2.0 / n_frames) * (js.T @ js)
+        g[i * per:(i + 1) * per] = (2.0 / n_frames) * (jf.T @ e)
+        g[n_frames * per:] += (2.0 / n_frames) * (js.T @ e)
+    return arrow, g
+
+
 def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
             solve_identity: bool, solve_focal: bool):
     """Levenberg-Marquardt on every frame's pose and expression and the shared identity and focal.
 
     Each step minimises the damped Gauss-Newton model under the bounds x in [0, 1], |u| <= 4 and
-    the focal range (_bounded_quadratic_step), then keeps it if the energy drops.
+    the focal range (core.box_qp), then keeps it if the energy drops.
     """
     n_frames, n_x, k = len(states), NUM_FACS, len(u)
     per = N_POSE + n_x
@@ -310,37 +335,27 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     for i in range(n_frames):
         lo[i * per:i * per + 3], hi[i * per:i * per + 3] = -0.5, 0.5
     for _ in range(options.max_iterations):
-        h = np.zeros((n_var, n_var))
-        g = np.zeros(n_var)
-        for i, (prob, st) in enumerate(zip(probs, states)):
-            e, jf, ju, jl = _frame_linearisation(bases, prob, st, u, log_f, solve_identity)
-            blocks = [jf] + ([ju] if solve_identity else []) + ([jl[:, None]] if solve_focal else [])
-            j = np.concatenate(blocks, axis=1) / np.sqrt(n_frames)
-            jtj, jte = 2.0 * j.T @ j, 2.0 * j.T @ (e / np.sqrt(n_frames))
-            if n_frames == 1:
-                h += jtj
-                g += jte
-            else:
-                idx = np.r_[i * per:(i + 1) * per, n_frames * per:n_var]
-                h[np.ix_(idx, idx)] += jtj
-                g[idx] += jte
+        h, g = _normal_equations(bases, probs, states, u, log_f, solve_identity, solve_focal)
+        for i, st in enumerate(states):
             xs = slice(i * per + N_POSE, (i + 1) * per)
             g[xs] += (options.expression_l1 + 2.0 * options.expression_l2 * st.expression) / n_frames
             lo[xs], hi[xs] = -st.expression, 1.0 - st.expression
-        h[diag_idx, diag_idx] += prior_diag
+        h = h.add_diagonal(prior_diag) if n_frames > 1 else h + np.diag(prior_diag)
         if solve_identity:
             g[u_slice] += 2.0 * options.identity_prior * u
-        if solve_identity:
             lo[u_slice], hi[u_slice] = -4.0 - u, 4.0 - u
         if solve_focal:
             g[-1] += 2.0 * options.focal_prior * (log_f - log_f_prior)
             lo[-1], hi[-1] = log_f_prior - span - log_f, log_f_prior + span - log_f
-        diag = np.diag(h).copy() + 1e-9
+        diag = (h.diagonal() if n_frames > 1 else np.diag(h)) + 1e-9
         improved = False
         for _attempt in range(6):
-            hd = h.copy()
-            hd[diag_idx, diag_idx] += mu * diag
-            step = _bounded_quadratic_step(hd, g, lo, hi)
+            if n_frames > 1:
+                step = arrow_box_step(h.add_diagonal(mu * diag), g, lo, hi)
+            else:
+                hd = h.copy()
+                hd[diag_idx, diag_idx] += mu * diag
+                step = dense_box_step(hd, g, lo, hi)
             new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal)
             new_energy = _total_energy(bases, probs, new_states, new_u, new_log_f, log_f_prior, options)
             if new_energy < energy:
@@ -355,41 +370,6 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
         if decrease < options.tolerance * energy:
             break
     return states, u, log_f
-
-
-def _bounded_quadratic_step(h, g, lo, hi) -> np.ndarray:
-    """argmin 0.5 d'Hd + g'd subject to lo <= d <= hi (H positive definite).
-
-    A primal active-set Newton solve, which ends in a few linear solves for this problem;
-    if it cycles, L-BFGS-B finishes from its last point.
-    """
-    n = len(g)
-    at_lo = (lo == 0.0) & (g > 0)   # warm start: variables on a bound that the gradient pushes on
-    at_hi = (hi == 0.0) & (g < 0)
-    d = np.zeros(n)
-    for _ in range(12):
-        free = ~(at_lo | at_hi)
-        d[at_lo], d[at_hi] = lo[at_lo], hi[at_hi]
-        rhs = -(g[free] + h[:, ~free][free] @ d[~free])
-        d[free] = np.linalg.solve(h[:, free][free], rhs)
-        below, above = free & (d < lo), free & (d > hi)
-        grad = h @ d + g
-        release = (at_lo & (grad < 0)) | (at_hi & (grad > 0))
-        if not (below.any() or above.any() or release.any()):
-            return d
-        at_lo |= below
-        at_hi |= above
-        at_lo &= ~release
-        at_hi &= ~release
-    d = np.clip(d, lo, hi)
-
-    def quad(v):
-        hv = h @ v
-        return 0.5 * float(v @ hv) + float(g @ v), hv + g
-
-    bounds = list(zip(np.where(np.isfinite(lo), lo, None), np.where(np.isfinite(hi), hi, None)))
-    return minimize(quad, d, jac=True, method="L-BFGS-B", bounds=bounds,
-                    options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-10}).x
 
 
 def _apply_step(states, u, log_f, step, per, u_slice, solve_focal):
