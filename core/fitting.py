@@ -59,6 +59,16 @@ class FitResult:
 
 
 @dataclass
+class WarmStart:
+    """A previous Eq. 3 solve to continue from: its identity and focal length, and the fit of each
+    keyframe that it shared with this solve (None for a keyframe new since then)."""
+
+    identity: np.ndarray
+    focal_px: float
+    fits: list[FitResult | None]
+
+
+@dataclass
 class _Problem:
     landmarks: np.ndarray
     weights: np.ndarray
@@ -452,22 +462,34 @@ def _scaled(options: FitOptions, factor: float) -> FitOptions:
 
 
 def _fit_frames(model, probs, identity, focal_prior, focal_start, options: FitOptions,
-                solve_identity: bool, solve_focal: bool):
-    """From a PnP start, alternate jaw silhouette re-assignment and the joint refinement."""
+                solve_identity: bool, solve_focal: bool, warm: list[FitResult | None] | None = None):
+    """From a PnP start, alternate jaw silhouette re-assignment and the joint refinement.
+
+    With `warm` (one entry per frame), frames with a previous fit start from it and only the
+    last, fully relaxed alternation runs: the strong early priors are there to keep a cold start
+    out of poor minima, which a previous solve has already left.
+    """
     bases = _bases(model)
     u = np.array(identity, np.float64)
     log_f = float(np.log(focal_start))
     log_f_prior = float(np.log(focal_prior))
     pos = _positions(bases, u, np.zeros(NUM_FACS))
     states = []
-    for prob in probs:
+    for prob, previous in zip(probs, warm or [None] * len(probs)):
+        if previous is not None:
+            states.append(_FrameState.from_pose(previous.rotation, previous.translation, previous.expression,
+                                                np.arange(NUM_LANDMARKS)))
+            continue
         rows = np.arange(NUM_LANDMARKS)
         rot, t = _initial_pose(bases, prob, pos, np.exp(log_f))
         if options.silhouette_jaw:
             rows = _silhouette_rows(bases, pos, rot, t, np.exp(log_f), prob.center)
             rot, t = _solve_pose(pos[rows], prob, np.exp(log_f), rot, t)
         states.append(_best_start(bases, prob, pos, rot, t, u, log_f, log_f_prior, options))
-    for i in range(options.alternations):
+    if warm is not None:
+        _reassign_silhouettes(bases, probs, states, u, log_f, options)
+    first = options.alternations - 1 if warm is not None else 0
+    for i in range(max(first, 0), options.alternations):
         factor = _PRIOR_SCHEDULE[min(i, len(_PRIOR_SCHEDULE) - 1)] if i < options.alternations - 1 else 1.0
         stage_probs = [_with_jaw_weight(p, _JAW_WEIGHT_SCHEDULE[min(i, len(_JAW_WEIGHT_SCHEDULE) - 1)]) for p in probs]
         stage = _scaled(options, factor)
@@ -475,15 +497,21 @@ def _fit_frames(model, probs, identity, focal_prior, focal_start, options: FitOp
             stage = replace(stage, tolerance=max(options.tolerance, _COARSE_TOLERANCE))
         states, u, log_f = _refine(bases, stage_probs, states, u, log_f, log_f_prior, stage,
                                    solve_identity, solve_focal)
-        if options.silhouette_jaw:
-            for prob, st in zip(probs, states):
-                pos = _positions(bases, u, st.expression)
-                st.rows = _silhouette_rows(bases, pos, st.rotation, st.translation(), np.exp(log_f), prob.center)
+        _reassign_silhouettes(bases, probs, states, u, log_f, options)
     if options.silhouette_jaw:  # a last refinement on the final silhouette
         final_probs = [replace(p, jaw_tangent_weight=_FINAL_TANGENT_WEIGHT) for p in probs]
         states, u, log_f = _refine(bases, final_probs, states, u, log_f, log_f_prior, options, solve_identity, solve_focal)
     fits = [_result(bases, st, prob, u, float(np.exp(log_f))) for st, prob in zip(states, probs)]
     return u, float(np.exp(log_f)), fits
+
+
+def _reassign_silhouettes(bases, probs, states, u, log_f, options: FitOptions) -> None:
+    """Move each frame's jaw points to the silhouette of its current pose and expression."""
+    if not options.silhouette_jaw:
+        return
+    for prob, st in zip(probs, states):
+        pos = _positions(bases, u, st.expression)
+        st.rows = _silhouette_rows(bases, pos, st.rotation, st.translation(), np.exp(log_f), prob.center)
 
 
 def fit_landmarks(
@@ -520,11 +548,13 @@ def fit_identity_focal(
     weights=None,
     focal_px: float | None = None,
     options: FitOptions = FitOptions(),
+    start: WarmStart | None = None,
 ) -> tuple[np.ndarray, float, list[FitResult]]:
     """Eq. 3: one identity u and focal f shared by L keyframes of one person (same camera).
 
     Every keyframe keeps its own pose and expression; all are refined jointly. Returns
-    (u, f, per-frame fits).
+    (u, f, per-frame fits). `start`, a previous solve on mostly the same keyframes, makes the
+    solve continue from it (fewer, cheaper steps) instead of starting cold.
     """
     if keyframes is None or len(keyframes) == 0:
         raise ValueError("fit_identity_focal needs at least one keyframe")
@@ -539,8 +569,14 @@ def fit_identity_focal(
         except ValueError as exc:
             raise ValueError(f"keyframe {i}: {exc}") from None
     focal_prior = _check_focal(focal_px, size)
-    return _fit_frames(model, probs, np.zeros(model.num_identity), focal_prior, focal_prior, options,
-                       options.solve_identity, options.solve_focal)
+    if start is None:
+        return _fit_frames(model, probs, np.zeros(model.num_identity), focal_prior, focal_prior, options,
+                           options.solve_identity, options.solve_focal)
+    if len(start.fits) != len(probs):
+        raise ValueError(f"the warm start has {len(start.fits)} fits for {len(probs)} keyframes")
+    return _fit_frames(model, probs, _check_vector(start.identity, model.num_identity, "start.identity"),
+                       focal_prior, _check_focal(start.focal_px, size), options, options.solve_identity,
+                       options.solve_focal, warm=list(start.fits))
 
 
 def _tangent_weight(options: FitOptions) -> float:
