@@ -152,3 +152,44 @@ def test_a_repeatable_adapter_solves_on_the_worker_and_swaps_in_after_a_fixed_co
             versions.append(latest.version if latest else None)
     assert threads and threads[0].startswith("maskcap-identity")
     assert versions[:5] == [None, None, None, None, 1]  # started at the 3rd offer, in at the 5th
+
+
+
+def _record_starts(monkeypatch) -> list:
+    """The warm start passed to each Eq. 3 solve."""
+    import core.adaptation as adaptation
+
+    starts = []
+    real_fit = adaptation.fit_identity_focal
+
+    def spy(*a, **k):
+        starts.append(k.get("start"))
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(adaptation, "fit_identity_focal", spy)
+    return starts
+
+
+def _offer_five_views(model, **option_changes) -> None:
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=2, solve_spacing=1, swap_after=0,
+                                fit=FitOptions(alternations=2), **option_changes)
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        for f in frames:
+            adapter.offer(*f)
+        assert adapter.latest().version == 2  # solved at the 3rd and the 5th keyframe
+
+
+def test_later_solves_continue_from_the_previous_solve_and_its_keyframe_fits(model, monkeypatch):
+    starts = _record_starts(monkeypatch)
+    _offer_five_views(model)
+    assert starts[0] is None
+    warm = starts[1]
+    assert warm is not None and len(warm.fits) == 5
+    assert all(fit is not None for fit in warm.fits[:3]) and warm.fits[3:] == [None, None]
+
+
+def test_warm_start_can_be_turned_off(model, monkeypatch):
+    starts = _record_starts(monkeypatch)
+    _offer_five_views(model, warm_start=False)
+    assert starts == [None, None]
