@@ -4,11 +4,12 @@ Two solvers. `dense_box_step` takes any positive definite H: a primal-dual activ
 method, with L-BFGS-B to finish when the active set cycles (single-frame fits, small H).
 `arrow_box_step` takes the Hessian of Eq. 3 over L keyframes, which is block arrow-shaped: each
 frame's pose and expressions couple only to themselves and to the shared identity and focal
-length (`ArrowHessian`). It is a projected Newton method (Bertsekas 1982, "Projected Newton
-methods for optimization problems with simple constraints") whose Newton systems are solved by
-the Schur complement on the shared variables, L small batched solves instead of one large one;
-it converges to the exact minimiser where the active-set iteration cycles (most joint steps of a
-12-keyframe solve did, and L-BFGS-B then left up to half the decrease unmade).
+length (`ArrowHessian`). It alternates gradient projection and Newton steps on the free variables
+(Moré and Toraldo 1991, "On the solution of large quadratic programming problems with bound
+constraints"), and solves each Newton system by the Schur complement on the shared variables: L
+small solves instead of one large one. It ends at the exact minimiser where the active-set
+iteration cycles (most joint steps of a 12-keyframe solve did, and L-BFGS-B then left up to half
+the decrease unmade).
 """
 from __future__ import annotations
 
@@ -109,45 +110,61 @@ def _positive_definite_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def arrow_box_step(h: ArrowHessian, g: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                   max_iterations: int = 100) -> np.ndarray:
+                   max_iterations: int = 100, projection_steps: int = 10) -> np.ndarray:
     """argmin 0.5 d'Hd + g'd subject to lo <= d <= hi (lo <= 0 <= hi, H positive definite).
 
-    Projected Newton: variables at (or within eps of) a bound that the gradient pushes against
-    take a scaled gradient step, the others a Newton step; the step is projected onto the box
-    and halved until the energy drops enough (Armijo). It ends when the Newton step from a point
-    with every such variable on its bound satisfies the optimality conditions exactly, as the
-    active-set method does.
+    Gradient projection then Newton on the free variables, repeated (Moré and Toraldo 1991):
+    projected steps along the diagonally scaled gradient move many variables onto their bounds
+    at once, until the set on a bound stops changing; then a Newton step in the variables off
+    their bounds (or pulled off them by the gradient), projected and shortened until the
+    energy drops enough. It ends when such a Newton step satisfies the optimality conditions
+    exactly, as an active-set method does.
     """
     d = np.zeros(len(g))
-    diag = h.diagonal()
+    energy = 0.0  # 0.5 d'Hd + g'd at d
+    scale = 1.0 / h.diagonal()
     for _ in range(max_iterations):
+        on_bound = None
+        for _ in range(projection_steps):
+            now = (d <= lo) | (d >= hi)
+            if on_bound is not None and np.array_equal(now, on_bound):
+                break
+            on_bound = now
+            grad = h.matvec(d) + g
+            direction = -grad * scale
+            curvature = float(direction @ h.matvec(direction))
+            length = -float(grad @ direction) / curvature if curvature > 0 else 1.0  # exact along the ray
+            moved = _projected_search(h, d, energy, grad, direction, length, lo, hi)
+            if moved is None:
+                break
+            d, energy = moved
         grad = h.matvec(d) + g
-        eps = min(1e-2, float(np.linalg.norm(d - np.clip(d - grad, lo, hi))))
-        at_lo = (d <= lo + eps) & (grad > 0)
-        at_hi = (d >= hi - eps) & (grad < 0)
-        free = ~(at_lo | at_hi)
-        step = -grad / diag
+        held = ((d <= lo) & (grad > 0)) | ((d >= hi) & (grad < 0))
+        free = ~held
+        step = np.zeros(len(g))
         step[free] = h.solve_free(-grad, free)[free]
         full = d + step
-        on_bounds = np.array_equal(d[at_lo], lo[at_lo]) and np.array_equal(d[at_hi], hi[at_hi])
-        if on_bounds and np.all(full[free] >= lo[free]) and np.all(full[free] <= hi[free]):
-            full[~free] = d[~free]
+        if np.all(full[free] >= lo[free]) and np.all(full[free] <= hi[free]):
             grad_full = h.matvec(full) + g
-            if not ((at_lo & (grad_full < 0)).any() or (at_hi & (grad_full > 0)).any()):
+            if not (((d <= lo) & held & (grad_full < 0)).any() or ((d >= hi) & held & (grad_full > 0)).any()):
                 return full
-        energy = 0.5 * float(d @ (grad + g))  # 0.5 d'Hd + g'd
-        alpha = 1.0
-        while True:
-            trial = np.clip(d + alpha * step, lo, hi)
-            change = trial - d
-            trial_energy = energy + float(change @ grad) + 0.5 * float(change @ h.matvec(change))
-            if trial_energy <= energy + 1e-4 * float(grad @ change):
-                break
-            if alpha < 1e-10:
-                return d
-            alpha *= 0.5
-        d = trial
+        moved = _projected_search(h, d, energy, grad, step, 1.0, lo, hi)
+        if moved is not None:
+            d, energy = moved
     return d
+
+
+def _projected_search(h: ArrowHessian, d, energy: float, grad, direction, length: float, lo, hi):
+    """The first of d + a * direction (a = length, length/2, ...), projected onto the box, that
+    lowers the energy enough (Armijo); None if none does."""
+    while length > 1e-12:
+        trial = np.clip(d + length * direction, lo, hi)
+        change = trial - d
+        trial_energy = energy + float(change @ grad) + 0.5 * float(change @ h.matvec(change))
+        if trial_energy < energy and trial_energy <= energy + 1e-4 * float(grad @ change):
+            return trial, trial_energy
+        length *= 0.5
+    return None
 
 
 def dense_box_step(h: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
