@@ -16,6 +16,14 @@ def _random_arrow(rng, frames=5, per=8, shared=4) -> ArrowHessian:
     return h
 
 
+def _random_problems(seed: int, count: int):
+    """(H, its dense matrix, g) for `count` arrow problems with a gradient large enough to push on bounds."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        h = _random_arrow(rng, frames=8, per=12, shared=6)
+        yield h, h.dense(), 5.0 * rng.normal(size=len(h.diagonal())), rng
+
+
 def _projected_gradient(h: np.ndarray, g, lo, hi, d) -> float:
     return float(np.linalg.norm(d - np.clip(d - (h @ d + g), lo, hi)))
 
@@ -52,11 +60,7 @@ def test_arrow_step_without_binding_bounds_is_the_newton_step():
 
 
 def test_arrow_step_meets_the_optimality_conditions_when_many_bounds_bind():
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        h = _random_arrow(rng, frames=8, per=12, shared=6)
-        dense = h.dense()
-        g = 5.0 * rng.normal(size=len(dense))
+    for h, dense, g, rng in _random_problems(seed=3, count=20):
         x = rng.random(len(g))                       # like expressions in [0, 1], many at zero
         x[rng.random(len(g)) < 0.5] = 0.0
         lo, hi = -x, 1.0 - x
@@ -67,11 +71,7 @@ def test_arrow_step_meets_the_optimality_conditions_when_many_bounds_bind():
 
 
 def test_arrow_step_is_never_worse_than_the_dense_active_set_step():
-    rng = np.random.default_rng(4)
-    for _ in range(10):
-        h = _random_arrow(rng, frames=8, per=12, shared=6)
-        dense = h.dense()
-        g = 5.0 * rng.normal(size=len(dense))
+    for h, dense, g, _ in _random_problems(seed=4, count=10):
         lo, hi = np.full(len(g), -0.2), np.full(len(g), 0.3)
         energy = lambda d: 0.5 * d @ dense @ d + g @ d  # noqa: E731
         assert energy(arrow_box_step(h, g, lo, hi)) <= energy(dense_box_step(dense, g, lo, hi)) + 1e-12
