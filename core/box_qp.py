@@ -121,7 +121,7 @@ def arrow_box_step(h: ArrowHessian, g: np.ndarray, lo: np.ndarray, hi: np.ndarra
     exactly, as an active-set method does.
     """
     d = np.zeros(len(g))
-    energy = 0.0  # 0.5 d'Hd + g'd at d
+    energy, grad = 0.0, g.copy()  # 0.5 d'Hd + g'd and Hd + g at d, kept up to date
     scale = 1.0 / h.diagonal()
     for _ in range(max_iterations):
         on_bound = None
@@ -130,39 +130,38 @@ def arrow_box_step(h: ArrowHessian, g: np.ndarray, lo: np.ndarray, hi: np.ndarra
             if on_bound is not None and np.array_equal(now, on_bound):
                 break
             on_bound = now
-            grad = h.matvec(d) + g
             direction = -grad * scale
             curvature = float(direction @ h.matvec(direction))
             length = -float(grad @ direction) / curvature if curvature > 0 else 1.0  # exact along the ray
             moved = _projected_search(h, d, energy, grad, direction, length, lo, hi)
             if moved is None:
                 break
-            d, energy = moved
-        grad = h.matvec(d) + g
+            d, energy, grad = moved
         held = ((d <= lo) & (grad > 0)) | ((d >= hi) & (grad < 0))
         free = ~held
         step = np.zeros(len(g))
         step[free] = h.solve_free(-grad, free)[free]
         full = d + step
         if np.all(full[free] >= lo[free]) and np.all(full[free] <= hi[free]):
-            grad_full = h.matvec(full) + g
+            grad_full = grad + h.matvec(step)
             if not (((d <= lo) & held & (grad_full < 0)).any() or ((d >= hi) & held & (grad_full > 0)).any()):
                 return full
         moved = _projected_search(h, d, energy, grad, step, 1.0, lo, hi)
         if moved is not None:
-            d, energy = moved
+            d, energy, grad = moved
     return d
 
 
 def _projected_search(h: ArrowHessian, d, energy: float, grad, direction, length: float, lo, hi):
     """The first of d + a * direction (a = length, length/2, ...), projected onto the box, that
-    lowers the energy enough (Armijo); None if none does."""
+    lowers the energy enough (Armijo), with its energy and gradient; None if none does."""
     while length > 1e-12:
         trial = np.clip(d + length * direction, lo, hi)
         change = trial - d
-        trial_energy = energy + float(change @ grad) + 0.5 * float(change @ h.matvec(change))
+        h_change = h.matvec(change)
+        trial_energy = energy + float(change @ grad) + 0.5 * float(change @ h_change)
         if trial_energy < energy and trial_energy <= energy + 1e-4 * float(grad @ change):
-            return trial, trial_energy
+            return trial, trial_energy, grad + h_change
         length *= 0.5
     return None
 
