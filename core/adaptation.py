@@ -12,8 +12,8 @@ runs on the worker, but its result is swapped in exactly `swap_after` offered fr
 started (waiting for it then if need be), and convergence is judged at that frame too; with
 swap_after=0 it runs inline in offer().
 Each solve after the first continues from the one before (warm_start): the previous identity and
-focal length, and each kept keyframe's pose and expression, so that it needs a few cheap steps
-and successive solves settle sooner.
+focal length, and each kept keyframe's pose and expression, so that it needs fewer and cheaper
+steps (about half the CPU of a cold solve on the benchmark clips, bench.bench_adaptation).
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ class AdaptationOptions:
     converged_identity_change: float = 0.05
     converged_focal_change: float = 0.01
     # Synchronous (repeatable) mode: offered frames between starting a solve on the worker and
-    # swapping its result in; 0 solves inline. Long enough for a solve (~0.5 s) to finish while
-    # tracking goes on, so the bake rarely waits for it.
+    # swapping its result in; 0 solves inline. Long enough for a solve (0.05-0.7 s of a core) to
+    # finish while tracking goes on, so the bake rarely waits for it.
     swap_after: int = 30
     # Continue each solve from the previous one (identity, focal, kept keyframes' fits) instead
     # of a cold start with graduated priors.

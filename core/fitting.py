@@ -302,12 +302,12 @@ def _normal_equations(bases, probs, states, u, log_f, solve_identity: bool, solv
     n_frames = len(states)
     per = N_POSE + NUM_FACS
     n_shared = (len(u) if solve_identity else 0) + (1 if solve_focal else 0)
-    arrow = ArrowHessian.zeros(n_frames, per, n_shared)
+    arrow = ArrowHessian.zeros(n_frames, per, n_shared) if n_frames > 1 else None
     g = np.zeros(n_frames * per + n_shared)
     for i, (prob, st) in enumerate(zip(probs, states)):
         e, jf, ju, jl = _frame_linearisation(bases, prob, st, u, log_f, solve_identity)
         js = np.concatenate([jf[:, :0]] + ([ju] if solve_identity else []) + ([jl[:, None]] if solve_focal else []), axis=1)
-        if n_frames == 1:
+        if arrow is None:
             j = np.concatenate([jf, js], axis=1)
             return 2.0 * j.T @ j, 2.0 * j.T @ e
         arrow.frames[i] = (2.0 / n_frames) * (jf.T @ jf)
