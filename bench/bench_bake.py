@@ -6,7 +6,8 @@ Builds the linux-x64 extension zip, installs it headless into bpy 5.0.1 (isolate
 build/bench_bake/), makes the demo clip (640x480, 30 fps), and in one Blender process: bakes a
 1-second clip first so that the tracker's one-time compile is not counted, then times the bake of
 the whole clip onto the demo head (frames per second and the ratio to the clip's 30 fps) and, as
-the baseline, the engine's tracking of the same clip without keyframes; then runs live capture from the same clip and times every call of the timer's body that applied a
+the baselines, the engine's tracking of the same clip without keyframes, and with identity/focal
+adaptation off (what the adaptation costs); then runs live capture from the same clip and times every call of the timer's body that applied a
 result (median and p95). Writes bench/results/bake.json.
 """
 from __future__ import annotations
@@ -41,6 +42,11 @@ RESULT["bake_frames"] = len(pkg.bake.last_take())
 start = time.perf_counter()  # the baseline: the engine alone on the same clip, no keyframes
 RESULT["track_frames"] = len(pkg.engine.load("take").track_clip(CLIP))
 RESULT["track_seconds"] = time.perf_counter() - start
+tracker = pkg.engine.load("tracker")  # the floor: the same, without identity/focal adaptation
+start = time.perf_counter()
+RESULT["fixed_frames"] = len(pkg.engine.load("take").track_clip(
+    CLIP, tracker_options=tracker.TrackerOptions(adapt_identity=False, synchronous_adaptation=True)))
+RESULT["fixed_seconds"] = time.perf_counter() - start
 
 s.filter_live = True
 s.source_path = LIVE_CLIP
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--live-results", type=int, default=100, help="live results to time")
     args = parser.parse_args(argv)
 
+    load_at_start = list(os.getloadavg())
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     zip_path = build_addon.build_platform(build_addon.PLATFORMS["linux-x64"], WORK)
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
 
     bake_fps = result["bake_frames"] / result["bake_seconds"]
     track_fps = result["track_frames"] / result["track_seconds"]
+    fixed_fps = result["fixed_frames"] / result["fixed_seconds"]
     apply = summary(np.array(result["apply_ms"])) if result["apply_ms"] else None
     payload = {
         "machine": machine(),
@@ -92,7 +100,10 @@ def main(argv: list[str] | None = None) -> None:
                  "real_time_ratio": bake_fps / options.fps, "target_ratio": 2.0},
         "track_only_baseline": {"frames": result["track_frames"], "seconds": result["track_seconds"],
                                 "fps": track_fps, "bake_over_track": bake_fps / track_fps},
+        "no_adaptation_baseline": {"frames": result["fixed_frames"], "seconds": result["fixed_seconds"],
+                                   "fps": fixed_fps, "bake_over_no_adaptation": bake_fps / fixed_fps},
         "load_average_1_5_15": list(os.getloadavg()),
+        "load_average_at_start": load_at_start,
         "live_timer_apply": apply,
         "live_timer_apply_target_ms": 2.0,
         "addon_session_apply_ms": summary(np.array(result["session_apply_ms"])) if result["session_apply_ms"] else None,
@@ -100,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     path = write_json("bake.json", payload)
     print(f"bake: {result['bake_frames']} frames in {result['bake_seconds']:.1f} s = {bake_fps:.1f} fps, "
           f"{bake_fps / options.fps:.2f}x real time at {options.fps:g} fps (target 2x); the engine alone "
-          f"{track_fps:.1f} fps in the same run (bake/track {bake_fps / track_fps:.2f})")
+          f"{track_fps:.1f} fps in the same run (bake/track {bake_fps / track_fps:.2f}); without identity/focal "
+          f"adaptation {fixed_fps:.1f} fps (bake/that {bake_fps / fixed_fps:.2f})")
     if apply:
         print(f"live timer, per applied result: median {apply['median_ms']:.2f} ms, p95 {apply['p95_ms']:.2f} ms "
               f"over {apply['n']} results (target < 2 ms)")

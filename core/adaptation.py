@@ -11,17 +11,20 @@ With synchronous=True (offline bakes) the same frames always give the same resul
 runs on the worker, but its result is swapped in exactly `swap_after` offered frames after it was
 started (waiting for it then if need be), and convergence is judged at that frame too; with
 swap_after=0 it runs inline in offer().
+Each solve after the first continues from the one before (warm_start): the previous identity and
+focal length, and each kept keyframe's pose and expression, so that it needs fewer and cheaper
+steps (about half the CPU of a cold solve on the benchmark clips, bench.bench_adaptation).
 """
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .face_model import FaceModel
-from .fitting import FitOptions, fit_identity_focal
+from .fitting import FitOptions, FitResult, WarmStart, fit_identity_focal
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,20 @@ class AdaptationOptions:
     converged_identity_change: float = 0.05
     converged_focal_change: float = 0.01
     # Synchronous (repeatable) mode: offered frames between starting a solve on the worker and
-    # swapping its result in; 0 solves inline. Long enough for a solve (~0.5 s) to finish while
-    # tracking goes on, so the bake rarely waits for it.
+    # swapping its result in; 0 solves inline. Long enough for a solve (0.05-0.7 s of a core) to
+    # finish while tracking goes on, so the bake rarely waits for it.
     swap_after: int = 30
+    # Continue each solve from the previous one (identity, focal, kept keyframes' fits) instead
+    # of a cold start with graduated priors.
+    warm_start: bool = True
+
+
+@dataclass(eq=False)
+class _Keyframe:
+    landmarks: np.ndarray
+    rotation: np.ndarray
+    expression: np.ndarray
+    fit: FitResult | None = field(default=None, repr=False)  # from the last solve that used it
 
 
 @dataclass
@@ -64,7 +78,7 @@ class IdentityAdapter:
         self.image_size = image_size
         self.focal_prior_px = float(focal_prior_px)
         self.options = options or AdaptationOptions()
-        self._keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # landmarks, R, x
+        self._keyframes: list[_Keyframe] = []
         self._since_solve = 0
         self._lock = threading.Lock()
         self._latest: Adaptation | None = None
@@ -98,7 +112,7 @@ class IdentityAdapter:
         self._offers_since_solve += 1
         if not self._is_novel(rotation, expression):
             return False
-        entry = (np.array(landmarks, np.float64), np.array(rotation, np.float64), np.array(expression, np.float64))
+        entry = _Keyframe(np.array(landmarks, np.float64), np.array(rotation, np.float64), np.array(expression, np.float64))
         if len(self._keyframes) >= self.options.max_keyframes:
             self._keyframes.pop(self._least_novel())
         self._keyframes.append(entry)
@@ -110,14 +124,15 @@ class IdentityAdapter:
         if enough and due and free:
             self._since_solve = 0
             self._offers_since_solve = 0
-            frames = [k[0] for k in self._keyframes]
+            frames = list(self._keyframes)
+            start = self._warm_start(frames)
             if self._executor is None:
-                self._publish(self._solve(frames))
+                self._publish(self._solve(frames, start))
             elif self.synchronous:
-                self._pending = self._executor.submit(self._solve, frames)
+                self._pending = self._executor.submit(self._solve, frames, start)
                 self._swap_in = self.options.swap_after
             else:
-                self._pending = self._executor.submit(lambda: self._publish(self._solve(frames)))
+                self._pending = self._executor.submit(lambda: self._publish(self._solve(frames, start)))
         return True
 
     def latest(self) -> Adaptation | None:
@@ -148,14 +163,25 @@ class IdentityAdapter:
 
     # ------------------------------------------------------------ internals
 
-    def _solve(self, frames: list[np.ndarray]) -> tuple[np.ndarray, float, int]:
-        identity, focal, _ = fit_identity_focal(self.model, frames, self.image_size, focal_px=self.focal_prior_px,
-                                                options=self.options.fit)
-        return identity, focal, len(frames)
+    def _solve(self, frames: list[_Keyframe], start: WarmStart | None
+               ) -> tuple[np.ndarray, float, list[_Keyframe], list[FitResult]]:
+        identity, focal, fits = fit_identity_focal(self.model, [k.landmarks for k in frames], self.image_size,
+                                                   focal_px=self.focal_prior_px, options=self.options.fit, start=start)
+        return identity, focal, frames, fits
 
-    def _publish(self, solved: tuple[np.ndarray, float, int]) -> None:
+    def _warm_start(self, frames: list[_Keyframe]) -> WarmStart | None:
+        """The previous solve, for the frames it fitted; None for a cold start."""
+        latest = self.latest()
+        if not self.options.warm_start or latest is None or not any(k.fit is not None for k in frames):
+            return None
+        return WarmStart(latest.identity, latest.focal_px, [k.fit for k in frames])
+
+    def _publish(self, solved: tuple[np.ndarray, float, list[_Keyframe], list[FitResult]]) -> None:
         """Make a solve's result the latest, and judge convergence against the one before."""
-        identity, focal, count = solved
+        identity, focal, frames, fits = solved
+        count = len(frames)
+        for keyframe, fit in zip(frames, fits):
+            keyframe.fit = fit
         with self._lock:
             previous = self._latest
             if previous is not None:
@@ -167,9 +193,9 @@ class IdentityAdapter:
             self._latest = Adaptation(identity, focal, count, self._version)
 
     def _distances(self, rotation, expression) -> tuple[np.ndarray, np.ndarray]:
-        angles = np.array([np.degrees(np.arccos(np.clip((np.trace(r.T @ rotation) - 1) / 2, -1, 1)))
-                           for _, r, _ in self._keyframes])
-        changes = np.array([np.linalg.norm(x - expression) for _, _, x in self._keyframes])
+        angles = np.array([np.degrees(np.arccos(np.clip((np.trace(k.rotation.T @ rotation) - 1) / 2, -1, 1)))
+                           for k in self._keyframes])
+        changes = np.array([np.linalg.norm(k.expression - expression) for k in self._keyframes])
         return angles, changes
 
     def _is_novel(self, rotation, expression) -> bool:
@@ -182,8 +208,8 @@ class IdentityAdapter:
     def _least_novel(self) -> int:
         """The kept keyframe closest to the others (it adds the least)."""
         scores = []
-        for i, (_, r, x) in enumerate(self._keyframes):
-            angles, changes = self._distances(r, x)
+        for i, k in enumerate(self._keyframes):
+            angles, changes = self._distances(k.rotation, k.expression)
             others = np.delete(angles / self.options.min_pose_change_deg + changes / self.options.min_expression_change, i)
             scores.append(others.min() if len(others) else np.inf)
         return int(np.argmin(scores))

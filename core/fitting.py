@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from scipy.optimize import minimize
 
+from .box_qp import ArrowHessian, arrow_box_step, dense_box_step
 from .camera import camera_matrix, focal_from_mm, head_angles, principal_point, project
 from .face_model import FaceModel, SubsetBasis
 from .facs import NUM_FACS
@@ -56,6 +56,16 @@ class FitResult:
     displacements: np.ndarray     # (68, 2) D = landmarks - projected
     vertex_ids: np.ndarray        # (68,) model vertices used (jaw re-assigned to the silhouette)
     rmse_px: float                # weighted RMS of D
+
+
+@dataclass
+class WarmStart:
+    """A previous Eq. 3 solve to continue from: its identity and focal length, and the fit of each
+    keyframe that it shared with this solve (None for a keyframe new since then)."""
+
+    identity: np.ndarray
+    focal_px: float
+    fits: list[FitResult | None]
 
 
 @dataclass
@@ -283,12 +293,37 @@ def _frame_residuals(bases, prob, st: _FrameState, u, log_f) -> np.ndarray:
     return np.matmul(frames, ((proj - prob.landmarks) / prob.scale)[:, :, None]).ravel()
 
 
+def _normal_equations(bases, probs, states, u, log_f, solve_identity: bool, solve_focal: bool):
+    """Gauss-Newton Hessian 2 J'J and gradient 2 J'e of the landmark energy (mean over frames).
+
+    One frame: a dense matrix over [pose, x, u, log f]. Several: an ArrowHessian, since each
+    frame's pose and expressions couple only to themselves and the shared u and log f.
+    """
+    n_frames = len(states)
+    per = N_POSE + NUM_FACS
+    n_shared = (len(u) if solve_identity else 0) + (1 if solve_focal else 0)
+    arrow = ArrowHessian.zeros(n_frames, per, n_shared) if n_frames > 1 else None
+    g = np.zeros(n_frames * per + n_shared)
+    for i, (prob, st) in enumerate(zip(probs, states)):
+        e, jf, ju, jl = _frame_linearisation(bases, prob, st, u, log_f, solve_identity)
+        js = np.concatenate([jf[:, :0]] + ([ju] if solve_identity else []) + ([jl[:, None]] if solve_focal else []), axis=1)
+        if arrow is None:
+            j = np.concatenate([jf, js], axis=1)
+            return 2.0 * j.T @ j, 2.0 * j.T @ e
+        arrow.frames[i] = (2.0 / n_frames) * (jf.T @ jf)
+        arrow.coupling[i] = (2.0 / n_frames) * (jf.T @ js)
+        arrow.shared += (2.0 / n_frames) * (js.T @ js)
+        g[i * per:(i + 1) * per] = (2.0 / n_frames) * (jf.T @ e)
+        g[n_frames * per:] += (2.0 / n_frames) * (js.T @ e)
+    return arrow, g
+
+
 def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
             solve_identity: bool, solve_focal: bool):
     """Levenberg-Marquardt on every frame's pose and expression and the shared identity and focal.
 
     Each step minimises the damped Gauss-Newton model under the bounds x in [0, 1], |u| <= 4 and
-    the focal range (_bounded_quadratic_step), then keeps it if the energy drops.
+    the focal range (core.box_qp), then keeps it if the energy drops.
     """
     n_frames, n_x, k = len(states), NUM_FACS, len(u)
     per = N_POSE + n_x
@@ -310,37 +345,27 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     for i in range(n_frames):
         lo[i * per:i * per + 3], hi[i * per:i * per + 3] = -0.5, 0.5
     for _ in range(options.max_iterations):
-        h = np.zeros((n_var, n_var))
-        g = np.zeros(n_var)
-        for i, (prob, st) in enumerate(zip(probs, states)):
-            e, jf, ju, jl = _frame_linearisation(bases, prob, st, u, log_f, solve_identity)
-            blocks = [jf] + ([ju] if solve_identity else []) + ([jl[:, None]] if solve_focal else [])
-            j = np.concatenate(blocks, axis=1) / np.sqrt(n_frames)
-            jtj, jte = 2.0 * j.T @ j, 2.0 * j.T @ (e / np.sqrt(n_frames))
-            if n_frames == 1:
-                h += jtj
-                g += jte
-            else:
-                idx = np.r_[i * per:(i + 1) * per, n_frames * per:n_var]
-                h[np.ix_(idx, idx)] += jtj
-                g[idx] += jte
+        h, g = _normal_equations(bases, probs, states, u, log_f, solve_identity, solve_focal)
+        for i, st in enumerate(states):
             xs = slice(i * per + N_POSE, (i + 1) * per)
             g[xs] += (options.expression_l1 + 2.0 * options.expression_l2 * st.expression) / n_frames
             lo[xs], hi[xs] = -st.expression, 1.0 - st.expression
-        h[diag_idx, diag_idx] += prior_diag
+        h = h.add_diagonal(prior_diag) if n_frames > 1 else h + np.diag(prior_diag)
         if solve_identity:
             g[u_slice] += 2.0 * options.identity_prior * u
-        if solve_identity:
             lo[u_slice], hi[u_slice] = -4.0 - u, 4.0 - u
         if solve_focal:
             g[-1] += 2.0 * options.focal_prior * (log_f - log_f_prior)
             lo[-1], hi[-1] = log_f_prior - span - log_f, log_f_prior + span - log_f
-        diag = np.diag(h).copy() + 1e-9
+        diag = (h.diagonal() if n_frames > 1 else np.diag(h)) + 1e-9
         improved = False
         for _attempt in range(6):
-            hd = h.copy()
-            hd[diag_idx, diag_idx] += mu * diag
-            step = _bounded_quadratic_step(hd, g, lo, hi)
+            if n_frames > 1:
+                step = arrow_box_step(h.add_diagonal(mu * diag), g, lo, hi)
+            else:
+                hd = h.copy()
+                hd[diag_idx, diag_idx] += mu * diag
+                step = dense_box_step(hd, g, lo, hi)
             new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal)
             new_energy = _total_energy(bases, probs, new_states, new_u, new_log_f, log_f_prior, options)
             if new_energy < energy:
@@ -355,41 +380,6 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
         if decrease < options.tolerance * energy:
             break
     return states, u, log_f
-
-
-def _bounded_quadratic_step(h, g, lo, hi) -> np.ndarray:
-    """argmin 0.5 d'Hd + g'd subject to lo <= d <= hi (H positive definite).
-
-    A primal active-set Newton solve, which ends in a few linear solves for this problem;
-    if it cycles, L-BFGS-B finishes from its last point.
-    """
-    n = len(g)
-    at_lo = (lo == 0.0) & (g > 0)   # warm start: variables on a bound that the gradient pushes on
-    at_hi = (hi == 0.0) & (g < 0)
-    d = np.zeros(n)
-    for _ in range(12):
-        free = ~(at_lo | at_hi)
-        d[at_lo], d[at_hi] = lo[at_lo], hi[at_hi]
-        rhs = -(g[free] + h[:, ~free][free] @ d[~free])
-        d[free] = np.linalg.solve(h[:, free][free], rhs)
-        below, above = free & (d < lo), free & (d > hi)
-        grad = h @ d + g
-        release = (at_lo & (grad < 0)) | (at_hi & (grad > 0))
-        if not (below.any() or above.any() or release.any()):
-            return d
-        at_lo |= below
-        at_hi |= above
-        at_lo &= ~release
-        at_hi &= ~release
-    d = np.clip(d, lo, hi)
-
-    def quad(v):
-        hv = h @ v
-        return 0.5 * float(v @ hv) + float(g @ v), hv + g
-
-    bounds = list(zip(np.where(np.isfinite(lo), lo, None), np.where(np.isfinite(hi), hi, None)))
-    return minimize(quad, d, jac=True, method="L-BFGS-B", bounds=bounds,
-                    options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-10}).x
 
 
 def _apply_step(states, u, log_f, step, per, u_slice, solve_focal):
@@ -472,22 +462,34 @@ def _scaled(options: FitOptions, factor: float) -> FitOptions:
 
 
 def _fit_frames(model, probs, identity, focal_prior, focal_start, options: FitOptions,
-                solve_identity: bool, solve_focal: bool):
-    """From a PnP start, alternate jaw silhouette re-assignment and the joint refinement."""
+                solve_identity: bool, solve_focal: bool, warm: list[FitResult | None] | None = None):
+    """From a PnP start, alternate jaw silhouette re-assignment and the joint refinement.
+
+    With `warm` (one entry per frame), frames with a previous fit start from it and only the
+    last, fully relaxed alternation runs: the strong early priors are there to keep a cold start
+    out of poor minima, which a previous solve has already left.
+    """
     bases = _bases(model)
     u = np.array(identity, np.float64)
     log_f = float(np.log(focal_start))
     log_f_prior = float(np.log(focal_prior))
     pos = _positions(bases, u, np.zeros(NUM_FACS))
     states = []
-    for prob in probs:
+    for prob, previous in zip(probs, warm or [None] * len(probs)):
+        if previous is not None:
+            states.append(_FrameState.from_pose(previous.rotation, previous.translation, previous.expression,
+                                                np.arange(NUM_LANDMARKS)))
+            continue
         rows = np.arange(NUM_LANDMARKS)
         rot, t = _initial_pose(bases, prob, pos, np.exp(log_f))
         if options.silhouette_jaw:
             rows = _silhouette_rows(bases, pos, rot, t, np.exp(log_f), prob.center)
             rot, t = _solve_pose(pos[rows], prob, np.exp(log_f), rot, t)
         states.append(_best_start(bases, prob, pos, rot, t, u, log_f, log_f_prior, options))
-    for i in range(options.alternations):
+    if warm is not None:
+        _reassign_silhouettes(bases, probs, states, u, log_f, options)
+    first = options.alternations - 1 if warm is not None else 0
+    for i in range(max(first, 0), options.alternations):
         factor = _PRIOR_SCHEDULE[min(i, len(_PRIOR_SCHEDULE) - 1)] if i < options.alternations - 1 else 1.0
         stage_probs = [_with_jaw_weight(p, _JAW_WEIGHT_SCHEDULE[min(i, len(_JAW_WEIGHT_SCHEDULE) - 1)]) for p in probs]
         stage = _scaled(options, factor)
@@ -495,15 +497,21 @@ def _fit_frames(model, probs, identity, focal_prior, focal_start, options: FitOp
             stage = replace(stage, tolerance=max(options.tolerance, _COARSE_TOLERANCE))
         states, u, log_f = _refine(bases, stage_probs, states, u, log_f, log_f_prior, stage,
                                    solve_identity, solve_focal)
-        if options.silhouette_jaw:
-            for prob, st in zip(probs, states):
-                pos = _positions(bases, u, st.expression)
-                st.rows = _silhouette_rows(bases, pos, st.rotation, st.translation(), np.exp(log_f), prob.center)
+        _reassign_silhouettes(bases, probs, states, u, log_f, options)
     if options.silhouette_jaw:  # a last refinement on the final silhouette
         final_probs = [replace(p, jaw_tangent_weight=_FINAL_TANGENT_WEIGHT) for p in probs]
         states, u, log_f = _refine(bases, final_probs, states, u, log_f, log_f_prior, options, solve_identity, solve_focal)
     fits = [_result(bases, st, prob, u, float(np.exp(log_f))) for st, prob in zip(states, probs)]
     return u, float(np.exp(log_f)), fits
+
+
+def _reassign_silhouettes(bases, probs, states, u, log_f, options: FitOptions) -> None:
+    """Move each frame's jaw points to the silhouette of its current pose and expression."""
+    if not options.silhouette_jaw:
+        return
+    for prob, st in zip(probs, states):
+        pos = _positions(bases, u, st.expression)
+        st.rows = _silhouette_rows(bases, pos, st.rotation, st.translation(), np.exp(log_f), prob.center)
 
 
 def fit_landmarks(
@@ -540,11 +548,13 @@ def fit_identity_focal(
     weights=None,
     focal_px: float | None = None,
     options: FitOptions = FitOptions(),
+    start: WarmStart | None = None,
 ) -> tuple[np.ndarray, float, list[FitResult]]:
     """Eq. 3: one identity u and focal f shared by L keyframes of one person (same camera).
 
     Every keyframe keeps its own pose and expression; all are refined jointly. Returns
-    (u, f, per-frame fits).
+    (u, f, per-frame fits). `start`, a previous solve on mostly the same keyframes, makes the
+    solve continue from it (fewer, cheaper steps) instead of starting cold.
     """
     if keyframes is None or len(keyframes) == 0:
         raise ValueError("fit_identity_focal needs at least one keyframe")
@@ -559,8 +569,14 @@ def fit_identity_focal(
         except ValueError as exc:
             raise ValueError(f"keyframe {i}: {exc}") from None
     focal_prior = _check_focal(focal_px, size)
-    return _fit_frames(model, probs, np.zeros(model.num_identity), focal_prior, focal_prior, options,
-                       options.solve_identity, options.solve_focal)
+    if start is None:
+        return _fit_frames(model, probs, np.zeros(model.num_identity), focal_prior, focal_prior, options,
+                           options.solve_identity, options.solve_focal)
+    if len(start.fits) != len(probs):
+        raise ValueError(f"the warm start has {len(start.fits)} fits for {len(probs)} keyframes")
+    return _fit_frames(model, probs, _check_vector(start.identity, model.num_identity, "start.identity"),
+                       focal_prior, _check_focal(start.focal_px, size), options, options.solve_identity,
+                       options.solve_focal, warm=list(start.fits))
 
 
 def _tangent_weight(options: FitOptions) -> float:

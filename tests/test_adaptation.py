@@ -53,9 +53,9 @@ def test_the_solve_runs_on_its_own_thread_and_recovers_focal_and_identity(model)
     with IdentityAdapter(model, (640, 480), 800.0, clean) as adapter:
         original = adapter._solve
 
-        def spy(frames):
+        def spy(frames, start):
             threads_seen.append(threading.current_thread().name)
-            return original(frames)
+            return original(frames, start)
 
         adapter._solve = spy
         for f in _frames(model, identity, true_focal, poses):
@@ -109,7 +109,7 @@ def test_solving_stops_once_two_successive_solves_agree(model, monkeypatch):
     import core.adaptation as adaptation
 
     answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.52), 903.0)])
-    monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), None))
+    monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), []))
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
     options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1, swap_after=0)
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
@@ -123,7 +123,7 @@ def test_solves_that_disagree_keep_the_adapter_solving(model, monkeypatch):
 
     answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.9), 900.0),
                     (np.full(model.num_identity, 0.2), 900.0)])
-    monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), None))
+    monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), []))
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30)])
     options = AdaptationOptions(min_keyframes=3, solve_every=1, solve_spacing=1, swap_after=0)
     with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
@@ -139,7 +139,7 @@ def test_a_repeatable_adapter_solves_on_the_worker_and_swaps_in_after_a_fixed_co
     def slow_fit(*a, **k):
         threads.append(threading.current_thread().name)
         time.sleep(0.2)  # still running when the tracker goes on offering frames
-        return np.full(model.num_identity, 0.5), 900.0, None
+        return np.full(model.num_identity, 0.5), 900.0, []
 
     monkeypatch.setattr(adaptation, "fit_identity_focal", slow_fit)
     frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30, 45)])
@@ -152,3 +152,44 @@ def test_a_repeatable_adapter_solves_on_the_worker_and_swaps_in_after_a_fixed_co
             versions.append(latest.version if latest else None)
     assert threads and threads[0].startswith("maskcap-identity")
     assert versions[:5] == [None, None, None, None, 1]  # started at the 3rd offer, in at the 5th
+
+
+
+def _record_starts(monkeypatch) -> list:
+    """The warm start passed to each Eq. 3 solve."""
+    import core.adaptation as adaptation
+
+    starts = []
+    real_fit = adaptation.fit_identity_focal
+
+    def spy(*a, **k):
+        starts.append(k.get("start"))
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(adaptation, "fit_identity_focal", spy)
+    return starts
+
+
+def _offer_five_views(model, **option_changes) -> None:
+    frames = _frames(model, None, 900.0, [(yaw, None) for yaw in (-30, -15, 0, 15, 30)])
+    options = AdaptationOptions(min_keyframes=3, solve_every=2, solve_spacing=1, swap_after=0,
+                                fit=FitOptions(alternations=2), **option_changes)
+    with IdentityAdapter(model, (640, 480), 800.0, options, synchronous=True) as adapter:
+        for f in frames:
+            adapter.offer(*f)
+        assert adapter.latest().version == 2  # solved at the 3rd and the 5th keyframe
+
+
+def test_later_solves_continue_from_the_previous_solve_and_its_keyframe_fits(model, monkeypatch):
+    starts = _record_starts(monkeypatch)
+    _offer_five_views(model)
+    assert starts[0] is None
+    warm = starts[1]
+    assert warm is not None and len(warm.fits) == 5
+    assert all(fit is not None for fit in warm.fits[:3]) and warm.fits[3:] == [None, None]
+
+
+def test_warm_start_can_be_turned_off(model, monkeypatch):
+    starts = _record_starts(monkeypatch)
+    _offer_five_views(model, warm_start=False)
+    assert starts == [None, None]

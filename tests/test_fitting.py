@@ -107,6 +107,65 @@ def test_keyframes_of_one_person_pin_down_focal_and_identity_better_than_single_
     assert len(fits) == 6 and all(np.array_equal(ft.identity, u) for ft in fits)
 
 
+def _keyframes_of_one_person(model, count, seed, noise_px=1.0):
+    rng = np.random.default_rng(seed)
+    person = random_face(model, rng)
+    center = principal_point((640, 480))
+    frames = []
+    for _ in range(count):
+        pose = random_face(model, rng, max_yaw_deg=35.0)
+        verts = model.vertices(person.identity, pose.expression)[model.landmark_vertex_ids]
+        pts = project(verts @ pose.rotation.T + pose.translation, person.focal_px, center)
+        frames.append(pts + rng.normal(0, noise_px, pts.shape))
+    return person, frames
+
+
+def test_the_structured_joint_solver_gives_the_dense_solvers_result(model, monkeypatch):
+    """The block arrow solver of Eq. 3's steps replaced a dense active-set solve (with L-BFGS-B
+    when that cycled); on 12 keyframes both end at the same identity, focal length and fit."""
+    from core import fitting
+    from core.adaptation import AdaptationOptions
+    from core.box_qp import dense_box_step
+
+    _, frames = _keyframes_of_one_person(model, 12, seed=11)
+    options = AdaptationOptions().fit
+    u, f, fits = fit_identity_focal(model, frames, (640, 480), options=options)
+    monkeypatch.setattr(fitting, "arrow_box_step", lambda h, g, lo, hi: dense_box_step(h.dense(), g, lo, hi))
+    u_dense, f_dense, fits_dense = fit_identity_focal(model, frames, (640, 480), options=options)
+    assert np.sqrt(np.mean((u - u_dense) ** 2)) < 0.01          # standard deviations
+    assert abs(f / f_dense - 1.0) < 0.002
+    assert abs(np.mean([x.rmse_px for x in fits]) - np.mean([x.rmse_px for x in fits_dense])) < 0.01
+
+
+def test_a_warm_start_from_a_previous_solve_is_as_accurate_as_a_cold_solve(model):
+    """Adaptation adds keyframes between solves; continuing from the last solve (its identity,
+    focal and the fits of the frames it had) recovers the person as well as starting cold, and
+    its identity agrees with the cold solve's by the adapter's own convergence test."""
+    from core.adaptation import AdaptationOptions
+    from core.fitting import WarmStart
+
+    person, frames = _keyframes_of_one_person(model, 12, seed=5)
+    adapter_options = AdaptationOptions()
+    options = adapter_options.fit
+    u0, f0, fits0 = fit_identity_focal(model, frames[:10], (640, 480), options=options)
+    u_cold, f_cold, fits_cold = fit_identity_focal(model, frames, (640, 480), options=options)
+    start = WarmStart(u0, f0, fits0 + [None, None])
+    u_warm, f_warm, fits = fit_identity_focal(model, frames, (640, 480), options=options, start=start)
+    rms = lambda v: float(np.sqrt(np.mean(v ** 2)))  # noqa: E731
+    assert rms(u_warm - u_cold) < adapter_options.converged_identity_change
+    assert rms(u_warm - person.identity) < rms(u_cold - person.identity) + 0.02
+    assert abs(np.log(f_warm / person.focal_px)) < abs(np.log(f_cold / person.focal_px)) + 0.02
+    assert np.median([fit.rmse_px for fit in fits]) < 1.1 * np.median([fit.rmse_px for fit in fits_cold])
+
+
+def test_a_warm_start_needs_one_entry_per_keyframe(model):
+    from core.fitting import WarmStart
+
+    _, frames = _keyframes_of_one_person(model, 3, seed=6)
+    with pytest.raises(ValueError, match="3 keyframes"):
+        fit_identity_focal(model, frames, (640, 480), start=WarmStart(np.zeros(model.num_identity), 800.0, [None]))
+
+
 def test_analytic_jacobian_matches_finite_differences(model):
     bases = _bases(model)
     rng = np.random.default_rng(1)
