@@ -128,20 +128,26 @@ class MultiFaceOptions:
     frontal_cascade: str = "haarcascade_frontalface_default.xml"
     profile_cascade: str | None = "haarcascade_profileface.xml"   # None: frontal faces only
     mirrored_profile: bool = True       # run the profile cascade on the mirrored frame too
-    scale_factor: float = 1.1
-    min_neighbors: int = 3
+    scale_factor: float = 1.2           # the upright frontal pass's
+    min_neighbors: int = 1
     min_face_px: int = 24               # smallest cascade box side, in frame pixels
     max_width_px: int = 640             # frames wider than this are downscaled before detection
     profile_max_width_px: int = 640     # the profile passes may run on a smaller frame (they cost 2x)
     merge_overlap: float = 0.45         # boxes overlapping more than this (IoU, or share of the smaller) merge
     rolled_deg: tuple[float, ...] = (-20.0, 20.0)   # extra frontal passes on the frame turned by these
-    extra_scale_factor: float | None = None   # the rolled and profile passes' (None: scale_factor)
-    extra_min_neighbors: int | None = None    # the rolled and profile passes' (None: min_neighbors)
+    extra_scale_factor: float | None = 1.4    # the rolled and profile passes' (None: scale_factor)
+    extra_min_neighbors: int | None = 1       # the rolled and profile passes' (None: min_neighbors)
     threads: int = 1                    # the passes run on this many threads (each its own cascades)
 
     @classmethod
     def fast(cls) -> "MultiFaceOptions":
-        return cls(scale_factor=1.2, min_neighbors=3, profile_max_width_px=320, rolled_deg=())
+        return cls(scale_factor=1.2, min_neighbors=3, extra_scale_factor=1.2, extra_min_neighbors=3,
+                   profile_max_width_px=320, rolled_deg=())
+
+    @classmethod
+    def thorough(cls) -> "MultiFaceOptions":
+        """The default before issue 7's tuning: every pass at scale factor 1.1, 3 neighbours."""
+        return cls(scale_factor=1.1, min_neighbors=3, extra_scale_factor=1.1, extra_min_neighbors=3)
 
 
 @dataclass(frozen=True)
