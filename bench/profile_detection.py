@@ -1,13 +1,14 @@
 """Where the default `masks` path spends its time on 640x480 group photos (issue 7).
 
     .venv/bin/python -m bench.profile_detection             # 30 photos, about 3 minutes on one core
+    .venv/bin/python -m bench.profile_detection --thorough  # the previous default's passes
 
 Per photo, one thread: each cascade pass of the default MultiFaceDetector whole, and split by
 face size (the pass with minSize/maxSize cut to one band of window sides, in frame pixels), the
 frame's resize and equalisation, the merge (non-maximum suppression), and per face of
 `segment_all`: crop extraction, the network on all crops in one call, the graph cut, the central
 blobs, the paste at frame size. Medians per photo (per face for the per-face parts).
-Saves bench/results/detection_profile.json.
+Saves bench/results/detection_profile.json (detection_profile_thorough.json).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from bench.common import machine, write_json
-from core.detection import MultiFaceDetector, merge_detections, _equalized
+from core.detection import MultiFaceDetector, MultiFaceOptions, merge_detections, _equalized
 from core.image_input import as_gray_uint8
 from core.segmentation import FaceSegmenter, central_components, crop_box_from_face_box, extract_crop, paste_crop_map
 from training.evaluate_group_photos import scenes
@@ -46,7 +47,8 @@ def profile_passes(detector: MultiFaceDetector, grays) -> dict:
                 img, scale = _equalized(g, one.max_width_px)
                 cascade = detector._frontal if one.kind.startswith("frontal") else detector._profile
                 lo_px, hi_px = max(8, int(round(lo * scale))), int(round(hi * scale))
-                ms.append(_ms(cascade.detectMultiScale2, img, one.scale_factor, o.min_neighbors, 0,
+                n = o.min_neighbors if one.min_neighbors is None else one.min_neighbors
+                ms.append(_ms(cascade.detectMultiScale2, img, one.scale_factor, n, 0,
                               (lo_px, lo_px), (hi_px, hi_px))[0])
             bands[f"{lo}-{hi}px"] = float(np.median(ms))
         name = f"{one.kind}{'' if not one.angle_deg else f' {one.angle_deg:+.0f}deg'}"
@@ -82,12 +84,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--thorough", action="store_true", help="profile MultiFaceOptions.thorough()")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     photos = scenes("validation", args.scenes, args.seed)
     grays = [as_gray_uint8(p.image, "image") for p in photos]
     out = {"machine": machine(), "load_average_before": os.getloadavg(), "scenes": args.scenes, "seed": args.seed}
-    with MultiFaceDetector() as detector, FaceSegmenter() as segmenter:
+    options = MultiFaceOptions.thorough() if args.thorough else MultiFaceOptions()
+    out["options"] = vars(options)
+    with MultiFaceDetector(options) as detector, FaceSegmenter() as segmenter:
         out["equalize_ms"] = float(np.median([_ms(_equalized, g, 640)[0] for g in grays]))
         out["passes"] = profile_passes(detector, grays)
         raw = [[d for one in detector.passes() for d in detector.run_pass(g, one)] for g in grays]
@@ -100,7 +105,7 @@ def main(argv=None):
     print(f"equalise {out['equalize_ms']:.1f} ms, merge {out['merge_ms']:.2f} ms "
           f"({out['candidates_before_merge']:.0f} boxes -> {out['faces_after_merge']:.0f}); per face: "
           + ", ".join(f"{k} {v:.2f} ms" for k, v in out["segmentation_per_face_ms"].items()))
-    print(f"saved {write_json('detection_profile.json', out)}")
+    print(f"saved {write_json('detection_profile' + ('_thorough' if args.thorough else '') + '.json', out)}")
 
 
 if __name__ == "__main__":
