@@ -173,6 +173,14 @@ def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
     _worker = _Worker(FaceSegmenter(), detector, options)
 
 
+def _close_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.detector.close()
+        _worker.segmenter.close()
+        _worker = None
+
+
 def _read_image(path: Path) -> np.ndarray:
     import cv2
     size = path.stat().st_size
@@ -339,6 +347,9 @@ def run_batch(inputs, options: BatchOptions) -> BatchReport:
                 state["writer"].abort()
     else:
         executor.shutdown(wait=True)
+    finally:
+        if isinstance(executor, _InProcess):
+            _close_worker()   # this process's detector threads end with the run
     if not options.quiet and todo:
         print(file=sys.stderr)
     report.seconds = time.perf_counter() - t0

@@ -122,9 +122,10 @@ PROFILE_TO_FACE = {"dx": 0.0, "dy": 0.02, "size": 0.90}
 
 @dataclass
 class MultiFaceOptions:
-    """Options of `MultiFaceDetector`. The defaults had the best recall on the group photos
-    (training/evaluate_group_photos.py --sweep, README); `MultiFaceOptions.fast()` is several
-    times quicker and finds fewer faces (0.68 against 0.87 of them)."""
+    """Options of `MultiFaceDetector`. The defaults are the quickest settings that kept the
+    recall of `thorough()` (the earlier default, 3x slower) on group photos, the segmenter's score
+    dropping the extra false boxes that one neighbour lets through (training/detector_speed.py,
+    README); `fast()` is quicker again and finds fewer faces (0.69 against 0.87 of them)."""
     frontal_cascade: str = "haarcascade_frontalface_default.xml"
     profile_cascade: str | None = "haarcascade_profileface.xml"   # None: frontal faces only
     mirrored_profile: bool = True       # run the profile cascade on the mirrored frame too

@@ -224,6 +224,15 @@ def test_a_video_detected_every_third_frame_keeps_its_faces_in_every_frame(tmp_p
     assert [len(f["faces"]) for f in record["frames"]] == [2] * 7
 
 
+def test_a_one_worker_run_ends_its_detector_threads(tmp_path):
+    import threading
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), textured())
+    run_batch([folder], BatchOptions(tmp_path / "out", workers=1, quiet=True))
+    assert not any(t.name.startswith("maskcap-") for t in threading.enumerate())
+
+
 def test_detect_every_below_one_is_refused(tmp_path):
     with pytest.raises(ValueError, match="detect_every"):
         BatchOptions(tmp_path, detect_every=0)
