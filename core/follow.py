@@ -5,7 +5,9 @@ two detections each face is segmented from a box placed on its previous mask (th
 the mask's bounding box, its side half the previous side and half the mask's longer side, as a
 face box is the face region's bounding box), so the box moves and grows with the face. A face
 whose mask vanishes or scores below `min_score` (it left the frame or something covers it) is
-dropped and the frame is detected again at once. A face that enters the picture is found at the
+dropped and the frame is detected again at once. At a detection the followed faces that no
+detected box overlaps are segmented too, and kept if they still score enough: the cascades miss
+a face in some frames, and detecting would otherwise drop it until the next detection. A face that enters the picture is found at the
 next detection, at most N - 1 frames late (also when no face was in the picture before).
 """
 from __future__ import annotations
@@ -90,23 +92,35 @@ class FaceFollower:
         return faces
 
     def _detect(self, image: np.ndarray) -> list[FaceMask]:
+        """The detected faces, and the followed ones no detection overlaps (the cascades miss a
+        face now and then; its followed box still finds it), each kept if it scores enough."""
         boxes = [d.face_box for d in self.detector.detect(image)]
+        for box in self._followed_boxes(image.shape):
+            if box is not None and all(_overlap(box, b) <= self.options.merge_overlap for b in boxes):
+                boxes.append(box)
         self.detections += 1
         self._since_detection = 0
         self._started = True
-        return self.segmenter.segment_all(image, boxes, min_score=self.options.min_score)
+        faces = self.segmenter.segment_all(image, boxes, min_score=self.options.min_score)
+        return _drop_merged(faces, self.options.merge_overlap)
+
+    def _followed_boxes(self, shape) -> list:
+        """Per followed face its next box, or None when its mask is empty or its box's centre left the frame."""
+        height, width = shape[:2]
+        out = []
+        for face in self._faces:
+            box = box_from_mask(face.mask, face.box[2])
+            inside = box is not None and 0 <= box[0] + box[2] / 2 < width and 0 <= box[1] + box[3] / 2 < height
+            out.append(box if inside else None)
+        return out
 
     def _follow(self, image: np.ndarray) -> list[FaceMask] | None:
         """The followed faces on this frame, or None when one was lost (detect instead)."""
         if not self._faces:
             return []
-        height, width = image.shape[:2]
-        boxes = []
-        for face in self._faces:
-            box = box_from_mask(face.mask, face.box[2])
-            if box is None or not (0 <= box[0] + box[2] / 2 < width and 0 <= box[1] + box[3] / 2 < height):
-                return None
-            boxes.append(box)
+        boxes = self._followed_boxes(image.shape)
+        if any(box is None for box in boxes):
+            return None
         faces = self.segmenter.segment_all(image, boxes, min_score=self.options.min_score)
         if len(faces) < len(boxes):
             return None

@@ -65,3 +65,22 @@ def test_detecting_every_frame_follows_nothing(follower_parts):
         follower.step(frame)
         assert follower.last_detected
     assert follower.detections == 3
+
+
+class _DetectsOnce:
+    """A detector that finds the faces on its first call only (cascades missing a face later)."""
+
+    def __init__(self, detector):
+        self.detector, self.calls = detector, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return self.detector.detect(image) if self.calls == 1 else []
+
+
+def test_a_face_the_detector_misses_at_a_later_detection_is_kept_by_its_followed_box(follower_parts):
+    segmenter, detector = follower_parts
+    once = _DetectsOnce(detector)
+    follower = FaceFollower(segmenter, once, FollowOptions(detect_every=2))
+    counts = [len(follower.step(frame)) for frame, _ in moving_face(4)]
+    assert once.calls == 2 and counts == [1, 1, 1, 1]
