@@ -25,7 +25,8 @@ __all__ = ["FollowOptions", "FaceFollower", "box_from_mask"]
 
 @dataclass
 class FollowOptions:
-    """detect_every: a full detection every this many frames (1: every frame, nothing followed).
+    """detect_every: a full detection every this many frames (1: every frame, nothing followed:
+      the faces of each frame are what its detection finds, as without a follower).
     min_score: faces (detected or followed) scoring below this are dropped.
     merge_overlap: two followed boxes overlapping more than this (IoU, or share of the smaller)
     have become one face: the weaker is dropped."""
@@ -92,10 +93,12 @@ class FaceFollower:
         return faces
 
     def _detect(self, image: np.ndarray) -> list[FaceMask]:
-        """The detected faces, and the followed ones no detection overlaps (the cascades miss a
-        face now and then; its followed box still finds it), each kept if it scores enough."""
+        """The detected faces, and (when following, detect_every > 1) the followed ones no
+        detection overlaps (the cascades miss a face now and then; its followed box still finds
+        it), each kept if it scores enough."""
         boxes = [d.face_box for d in self.detector.detect(image)]
-        for box in self._followed_boxes(image.shape):
+        followed = self._followed_boxes(image.shape) if self.options.detect_every > 1 else []
+        for box in followed:
             if box is not None and all(_overlap(box, b) <= self.options.merge_overlap for b in boxes):
                 boxes.append(box)
         self.detections += 1
