@@ -84,3 +84,9 @@ def test_a_face_the_detector_misses_at_a_later_detection_is_kept_by_its_followed
     follower = FaceFollower(segmenter, once, FollowOptions(detect_every=2))
     counts = [len(follower.step(frame)) for frame, _ in moving_face(4)]
     assert once.calls == 2 and counts == [1, 1, 1, 1]
+
+
+def test_detecting_every_frame_keeps_only_what_the_detector_finds(follower_parts):
+    segmenter, detector = follower_parts
+    follower = FaceFollower(segmenter, _DetectsOnce(detector), FollowOptions(detect_every=1))
+    assert [len(follower.step(frame)) for frame, _ in moving_face(2)] == [1, 0]
