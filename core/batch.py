@@ -29,6 +29,7 @@ import numpy as np
 
 from .anonymize import AnonymizeOptions, anonymize_faces
 from .detection import MultiFaceDetector, MultiFaceOptions
+from .follow import FaceFollower, FollowOptions
 from .files import AtomicVideoWriter, write_image, write_text
 from .segmentation import FaceMask, FaceSegmenter, merge_face_masks
 from .sources import IMAGE_SUFFIXES, SourceError, VideoFileSource, open_source
@@ -50,7 +51,12 @@ class BatchOptions:
     min_score: float = DEFAULT_MIN_SCORE
     feather_px: float = 6.0
     fast_detection: bool = False      # MultiFaceOptions.fast(): several times quicker, finds fewer faces
+    detect_every: int = 1             # videos: detect every this many frames, follow faces between (core/follow.py)
     quiet: bool = False
+
+    def __post_init__(self):
+        if int(self.detect_every) < 1:
+            raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
 
     def anonymize_options(self) -> AnonymizeOptions | None:
         return AnonymizeOptions(method=self.anonymize, feather_px=self.feather_px) if self.anonymize else None
@@ -160,8 +166,19 @@ def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
     if in_subprocess:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(1)
-    detector = MultiFaceDetector(MultiFaceOptions.fast() if options.fast_detection else None)
+    detection = MultiFaceOptions.fast() if options.fast_detection else MultiFaceOptions()
+    if not in_subprocess and options.workers == 1:
+        detection.threads = 2   # one process: its cascade passes share both cores
+    detector = MultiFaceDetector(detection)
     _worker = _Worker(FaceSegmenter(), detector, options)
+
+
+def _close_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.detector.close()
+        _worker.segmenter.close()
+        _worker = None
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -214,24 +231,32 @@ def _process_image(path: Path, folder: Path) -> int:
     return len(faces)
 
 
-def _process_frame(frame: np.ndarray, index: int, folder: Path) -> tuple[int, np.ndarray | None]:
-    """One video frame: its masks and frame_NNNNNN.json (last), or, when that exists from an
-    earlier run, its masks read back; returns the face count and the anonymised frame."""
+def _process_frames(frames: list[np.ndarray], first: int, folder: Path) -> list[tuple[int, np.ndarray | None]]:
+    """Consecutive video frames from index `first` (a detection, then the faces followed: one
+    detection interval): per frame its masks and frame_NNNNNN.json (last), or, when that exists
+    from an earlier run, its masks read back; returns per frame the face count and the anonymised frame."""
     import cv2
     w = _worker
-    marker = folder / f"frame_{index:06d}.json"
     options = w.options.anonymize_options()
-    if marker.exists():
-        record = json.loads(marker.read_text())
-        if options is None:
-            return len(record["faces"]), None
-        faces = [FaceMask(tuple(r["box"]), (cv2.imread(str(folder / r["mask"]), cv2.IMREAD_GRAYSCALE) > 127)
-                          .astype(np.uint8), r["score"]) for r in record["faces"]]
-        return len(faces), anonymize_faces(frame, faces, options)
-    faces, private = anonymize_frame(w.segmenter, frame, options, w.options.min_score, w.detector)
-    mask_name, names = _write_masks(folder, faces, frame.shape, f"{index:06d}_")
-    write_text(marker, json.dumps({"frame": index, "mask": mask_name, "faces": _face_records(faces, names)}))
-    return len(faces), private
+    follower = FaceFollower(w.segmenter, w.detector, FollowOptions(w.options.detect_every, w.options.min_score))
+    out = []
+    for index, frame in enumerate(frames, start=first):
+        marker = folder / f"frame_{index:06d}.json"
+        if marker.exists():
+            record = json.loads(marker.read_text())
+            if options is None and w.options.detect_every == 1:
+                out.append((len(record["faces"]), None))
+                continue
+            faces = [FaceMask(tuple(r["box"]), (cv2.imread(str(folder / r["mask"]), cv2.IMREAD_GRAYSCALE) > 127)
+                              .astype(np.uint8), r["score"]) for r in record["faces"]]
+            follower.resume(faces)
+            out.append((len(faces), anonymize_faces(frame, faces, options) if options else None))
+            continue
+        faces = follower.step(frame)
+        mask_name, names = _write_masks(folder, faces, frame.shape, f"{index:06d}_")
+        write_text(marker, json.dumps({"frame": index, "mask": mask_name, "faces": _face_records(faces, names)}))
+        out.append((len(faces), anonymize_faces(frame, faces, options) if options else None))
+    return out
 
 
 # ------------------------------------------------------------------ the run
@@ -308,7 +333,7 @@ def run_batch(inputs, options: BatchOptions) -> BatchReport:
     videos: dict[str, dict] = {}
     try:
         for job in todo:
-            for entry in _submissions(job, out, executor, report, videos):
+            for entry in _submissions(job, out, executor, report, videos, options.detect_every):
                 pending.append(entry)
                 while len(pending) > window:
                     _collect(pending.popleft(), out, options, report, progress, videos)
@@ -322,14 +347,18 @@ def run_batch(inputs, options: BatchOptions) -> BatchReport:
                 state["writer"].abort()
     else:
         executor.shutdown(wait=True)
+    finally:
+        if isinstance(executor, _InProcess):
+            _close_worker()   # this process's detector threads end with the run
     if not options.quiet and todo:
         print(file=sys.stderr)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _submissions(job: Job, out: Path, executor, report: BatchReport, videos: dict):
-    """(kind, job, index, future) entries for an image, or for every frame of a video and its end."""
+def _submissions(job: Job, out: Path, executor, report: BatchReport, videos: dict, options_detect_every: int = 1):
+    """(kind, job, index, future) entries for an image, or for a video's runs of frames (one
+    detection interval each) and its end."""
     folder = out / job.key
     if job.kind == "image":
         yield ("image", job, 0, executor.submit(_process_image, job.path, folder))
@@ -340,6 +369,9 @@ def _submissions(job: Job, out: Path, executor, report: BatchReport, videos: dic
         report.failed.append(Problem(str(job.path), str(exc)))
         return
     videos[job.key] = {"fps": source.fps, "size": source.size, "frames": 0, "failed": False, "writer": None}
+    every = max(int(options_detect_every), 1)
+    chunk: list[np.ndarray] = []
+    first = 0
     with source:
         while True:
             try:
@@ -347,10 +379,16 @@ def _submissions(job: Job, out: Path, executor, report: BatchReport, videos: dic
             except SourceError as exc:
                 videos[job.key]["failed"] = True
                 report.failed.append(Problem(str(job.path), f"decoding stopped: {exc}"))
-                break
+                frame = None
+            if frame is not None:
+                if not chunk:
+                    first = frame.index
+                chunk.append(frame.image)
+            if chunk and (frame is None or len(chunk) == every):   # one detection interval per task
+                yield ("frames", job, first, executor.submit(_process_frames, chunk, first, folder))
+                chunk = []
             if frame is None:
                 break
-            yield ("frame", job, frame.index, executor.submit(_process_frame, frame.image, frame.index, folder))
     yield ("video_end", job, 0, None)
 
 
@@ -365,24 +403,25 @@ def _collect(entry, out: Path, options: BatchOptions, report: BatchReport, progr
         progress.step(job.path.name)
         return
     state = videos[job.key]
-    if kind == "frame":
-        progress.step(f"{job.path.name} frame {index}")
+    if kind == "frames":
         if state["failed"]:
             return
         try:
-            count, private = future.result()
+            results = future.result()
         except Exception as exc:
             state["failed"] = True
-            report.failed.append(Problem(str(job.path), f"frame {index}: {_reason(exc)}"))
+            report.failed.append(Problem(str(job.path), f"frames from {index}: {_reason(exc)}"))
             return
-        report.faces += count
-        report.frames_done += 1
-        state["frames"] = index + 1
-        if private is not None:
-            if state["writer"] is None:
-                size = (private.shape[1], private.shape[0])
-                state["writer"] = AtomicVideoWriter(out / job.key / "anonymized.mp4", state["fps"], size)
-            state["writer"].write(private)
+        for offset, (count, private) in enumerate(results):
+            progress.step(f"{job.path.name} frame {index + offset}")
+            report.faces += count
+            report.frames_done += 1
+            state["frames"] = index + offset + 1
+            if private is not None:
+                if state["writer"] is None:
+                    size = (private.shape[1], private.shape[0])
+                    state["writer"] = AtomicVideoWriter(out / job.key / "anonymized.mp4", state["fps"], size)
+                state["writer"].write(private)
         return
     # the video's end: all frames were collected in order
     writer = state["writer"]
@@ -437,16 +476,21 @@ class ClipSummary:
 def anonymize_clip(source_path, output_path, options: AnonymizeOptions | None = None,
                    progress: Callable[[int, int | None], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, min_score: float = DEFAULT_MIN_SCORE,
-                   segmenter: FaceSegmenter | None = None, detector: MultiFaceDetector | None = None) -> ClipSummary:
+                   segmenter: FaceSegmenter | None = None, detector: MultiFaceDetector | None = None,
+                   detect_every: int = 1) -> ClipSummary:
     """Write the anonymised copy of a video file (or image-sequence folder) to output_path (.mp4),
     in this process. progress(frames_done, frame_count or None) is called after every frame;
     when should_stop() turns true the run stops and output_path is left untouched (the partial
     video is removed). `detector` defaults to MultiFaceOptions(); pass
-    MultiFaceDetector(MultiFaceOptions.fast()) for speed. Raises SourceError / FileNotFoundError
+    MultiFaceDetector(MultiFaceOptions.fast()) for speed, or detect_every > 1 to detect every so
+    many frames and follow the faces between (core/follow.py). Raises SourceError / FileNotFoundError
     for a source that cannot be read."""
     options = options or AnonymizeOptions()
     own = segmenter is None
     segmenter = segmenter or FaceSegmenter()
+    own_detector = detector is None
+    detector = detector or MultiFaceDetector()
+    follower = FaceFollower(segmenter, detector, FollowOptions(detect_every, min_score))
     frames = faces_total = 0
     try:
         with open_source(str(source_path)) as source:
@@ -457,8 +501,8 @@ def anonymize_clip(source_path, output_path, options: AnonymizeOptions | None = 
                     if should_stop is not None and should_stop():
                         writer.abort()
                         return ClipSummary(frames, faces_total, True, None)
-                    faces, private = anonymize_frame(segmenter, frame.image, options, min_score, detector)
-                    writer.write(private)
+                    faces = follower.step(frame.image)
+                    writer.write(anonymize_faces(frame.image, faces, options))
                     frames += 1
                     faces_total += len(faces)
                     if progress is not None:
@@ -466,4 +510,6 @@ def anonymize_clip(source_path, output_path, options: AnonymizeOptions | None = 
     finally:
         if own:
             segmenter.close()
+        if own_detector:
+            detector.close()
     return ClipSummary(frames, faces_total, False, Path(output_path))

@@ -135,9 +135,13 @@ def masks_command(args) -> int:
     if args.workers < 1:
         print("maskcap: --workers must be 1 or more", file=sys.stderr)
         return 2
+    if args.detect_every < 1:
+        print("maskcap: --detect-every must be 1 or more", file=sys.stderr)
+        return 2
     options = BatchOptions(out_dir=args.out, anonymize=args.anonymize, workers=args.workers,
                            min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
-                           feather_px=args.feather_px, fast_detection=args.fast, quiet=args.quiet)
+                           feather_px=args.feather_px, fast_detection=args.fast, detect_every=args.detect_every,
+                           quiet=args.quiet)
     report = run_batch(args.inputs, options)
     print_summary(report, args.out)
     write_text(args.out / "last_run.json", report_json(report))
@@ -166,6 +170,8 @@ def main(argv=None) -> int:
     masks.add_argument("--min-score", type=float, default=None, help="drop faces the segmenter scores below this")
     masks.add_argument("--feather-px", type=float, default=6.0, help="soft edge of the anonymisation, in pixels")
     masks.add_argument("--fast", action="store_true", help="quicker face detection that finds fewer faces")
+    masks.add_argument("--detect-every", type=int, default=1, metavar="N",
+                       help="videos: detect faces every N frames and follow them between (default 1: every frame)")
     masks.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "masks":

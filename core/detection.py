@@ -3,11 +3,14 @@
 `detect_faces` gives the frontal cascade's boxes (the tracker's start); `detect_all_faces` finds
 every face for batch masks: frontal and profile cascades (the profile one on the mirrored frame
 too, for faces turned the other way), merged by non-maximum suppression, each mapped to a square
-face box for the segmenter. Boxes are (x, y, w, h) in pixels of the frame, x right and y down.
+face box for the segmenter; its passes may run on several threads (OpenCV releases the GIL).
+Boxes are (x, y, w, h) in pixels of the frame, x right and y down.
 """
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,34 +122,46 @@ PROFILE_TO_FACE = {"dx": 0.0, "dy": 0.02, "size": 0.90}
 
 @dataclass
 class MultiFaceOptions:
-    """Options of `MultiFaceDetector`. The defaults had the best recall on the group photos
-    (training/evaluate_group_photos.py --sweep, README); `MultiFaceOptions.fast()` is several
-    times quicker and finds fewer faces (0.68 against 0.87 of them)."""
+    """Options of `MultiFaceDetector`. The defaults are the quickest settings that kept the
+    recall of `thorough()` (the earlier default, 3x slower) on group photos, the segmenter's score
+    dropping the extra false boxes that one neighbour lets through (training/detector_speed.py,
+    README); `fast()` is quicker again and finds fewer faces (0.69 against 0.87 of them)."""
     frontal_cascade: str = "haarcascade_frontalface_default.xml"
     profile_cascade: str | None = "haarcascade_profileface.xml"   # None: frontal faces only
     mirrored_profile: bool = True       # run the profile cascade on the mirrored frame too
-    scale_factor: float = 1.1
-    min_neighbors: int = 3
+    scale_factor: float = 1.2           # the upright frontal pass's
+    min_neighbors: int = 1
     min_face_px: int = 24               # smallest cascade box side, in frame pixels
     max_width_px: int = 640             # frames wider than this are downscaled before detection
     profile_max_width_px: int = 640     # the profile passes may run on a smaller frame (they cost 2x)
     merge_overlap: float = 0.45         # boxes overlapping more than this (IoU, or share of the smaller) merge
     rolled_deg: tuple[float, ...] = (-20.0, 20.0)   # extra frontal passes on the frame turned by these
+    extra_scale_factor: float | None = 1.4    # the rolled and profile passes' (None: scale_factor)
+    extra_min_neighbors: int | None = 1       # the rolled and profile passes' (None: min_neighbors)
+    threads: int = 1                    # the passes run on this many threads (each its own cascades)
 
     @classmethod
     def fast(cls) -> "MultiFaceOptions":
-        return cls(scale_factor=1.2, min_neighbors=3, profile_max_width_px=320, rolled_deg=())
+        return cls(scale_factor=1.2, min_neighbors=3, extra_scale_factor=1.2, extra_min_neighbors=3,
+                   profile_max_width_px=320, rolled_deg=())
+
+    @classmethod
+    def thorough(cls) -> "MultiFaceOptions":
+        """The default before issue 7's tuning: every pass at scale factor 1.1, 3 neighbours."""
+        return cls(scale_factor=1.1, min_neighbors=3, extra_scale_factor=1.1, extra_min_neighbors=3)
 
 
 @dataclass(frozen=True)
 class DetectorPass:
     """One cascade pass of `MultiFaceDetector`: which cascade and orientation ("frontal",
     "frontal_rolled", "profile" or "profile_mirrored"), the frame width it runs at, the angle the
-    frame is turned by and the cascade's scale factor."""
+    frame is turned by, the cascade's scale factor and its neighbour threshold (None: the options'
+    min_neighbors)."""
     kind: str
     max_width_px: int
     angle_deg: float
     scale_factor: float
+    min_neighbors: int | None = None
 
 
 @dataclass
@@ -205,26 +220,47 @@ class MultiFaceDetector:
         self.options = options or MultiFaceOptions()
         self._frontal = _load_cascade(cv2, self.options.frontal_cascade)
         self._profile = _load_cascade(cv2, self.options.profile_cascade) if self.options.profile_cascade else None
+        if int(self.options.threads) < 1:
+            raise ValueError(f"threads must be at least 1, got {self.options.threads}")
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()   # a pool thread's own cascades (one cascade is not thread-safe)
+
+    def _load_thread_cascades(self) -> None:
+        import cv2
+        o = self.options
+        self._local.cascades = (_load_cascade(cv2, o.frontal_cascade),
+                                _load_cascade(cv2, o.profile_cascade) if o.profile_cascade else None)
 
     def passes(self) -> list[DetectorPass]:
         """The cascade passes `detect` runs, from the options: upright frontal, rolled frontal,
         profile and mirrored profile."""
         o = self.options
+        sf = o.scale_factor if o.extra_scale_factor is None else o.extra_scale_factor
+        n = o.extra_min_neighbors
         out = [DetectorPass("frontal", o.max_width_px, 0.0, o.scale_factor)]
-        out += [DetectorPass("frontal_rolled", o.max_width_px, float(a), o.scale_factor) for a in o.rolled_deg]
+        out += [DetectorPass("frontal_rolled", o.max_width_px, float(a), sf, n) for a in o.rolled_deg]
         if self._profile is not None:
-            out.append(DetectorPass("profile", o.profile_max_width_px, 0.0, o.scale_factor))
+            out.append(DetectorPass("profile", o.profile_max_width_px, 0.0, sf, n))
             if o.mirrored_profile:
-                out.append(DetectorPass("profile_mirrored", o.profile_max_width_px, 0.0, o.scale_factor))
+                out.append(DetectorPass("profile_mirrored", o.profile_max_width_px, 0.0, sf, n))
         return out
 
     def detect(self, image) -> list[FaceDetection]:
         gray = as_gray_uint8(image, "image")
-        scaled: dict[int, tuple[np.ndarray, float]] = {}
-        found: list[FaceDetection] = []
-        for one in self.passes():
-            found += self.run_pass(gray, one, scaled)
-        return merge_detections(found, self.options.merge_overlap)
+        passes = self.passes()
+        scaled = {w: _equalized(gray, w) for w in {p.max_width_px for p in passes}}   # once, before threads share them
+        if self.options.threads > 1 and len(passes) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(int(self.options.threads), thread_name_prefix="maskcap-detect",
+                                                initializer=self._load_thread_cascades)
+            # the costliest passes first (profile, then rolled); results in pass order, so the merge
+            # is the same whatever the threads' timing
+            order = sorted(range(len(passes)), key=lambda i: _PASS_COST[passes[i].kind])
+            futures = {i: self._pool.submit(self.run_pass, gray, passes[i], scaled) for i in order}
+            results = [futures[i].result() for i in range(len(passes))]
+        else:
+            results = [self.run_pass(gray, one, scaled) for one in passes]
+        return merge_detections([d for found in results for d in found], self.options.merge_overlap)
 
     def run_pass(self, gray: np.ndarray, one: DetectorPass,
                  scaled: dict[int, tuple[np.ndarray, float]] | None = None) -> list[FaceDetection]:
@@ -236,7 +272,8 @@ class MultiFaceDetector:
         if one.max_width_px not in scaled:
             scaled[one.max_width_px] = _equalized(gray, one.max_width_px)
         img, scale = scaled[one.max_width_px]
-        cascade = self._frontal if one.kind.startswith("frontal") else self._profile
+        frontal, profile = getattr(self._local, "cascades", (self._frontal, self._profile))
+        cascade = frontal if one.kind.startswith("frontal") else profile
         if cascade is None:
             raise ValueError(f"a {one.kind} pass needs a profile cascade in the options")
         if one.kind == "profile_mirrored":
@@ -248,7 +285,8 @@ class MultiFaceDetector:
             back = cv2.invertAffineTransform(turn)
         side = max(8, int(round(o.min_face_px * scale)))
         boxes, neighbors = cascade.detectMultiScale2(
-            img, scaleFactor=one.scale_factor, minNeighbors=o.min_neighbors, minSize=(side, side))
+            img, scaleFactor=one.scale_factor, minSize=(side, side),
+            minNeighbors=o.min_neighbors if one.min_neighbors is None else one.min_neighbors)
         found = []
         for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbors).reshape(-1)):
             if one.kind == "profile_mirrored":
@@ -261,6 +299,9 @@ class MultiFaceDetector:
         return found
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._frontal = self._profile = None
 
     def __enter__(self):
@@ -268,6 +309,9 @@ class MultiFaceDetector:
 
     def __exit__(self, *exc):
         self.close()
+
+
+_PASS_COST = {"profile": 0, "profile_mirrored": 0, "frontal_rolled": 1, "frontal": 2}   # dearest first
 
 
 def _load_cascade(cv2, name: str):

@@ -213,6 +213,31 @@ def test_an_interrupted_video_resumes_from_its_finished_frames(tmp_path):
     assert count_frames(out / "clip" / "anonymized.mp4") == 5
 
 
+def test_a_video_detected_every_third_frame_keeps_its_faces_in_every_frame(tmp_path):
+    frames = [cv2.resize(lfw_group_frame(((40 + 6 * t, 115, 250), (340, 115, 250))), (320, 240)) for t in range(7)]
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames)
+    out = tmp_path / "out"
+    report = run_batch([video], BatchOptions(out, workers=1, detect_every=3, quiet=True))
+    assert report.exit_code == 0 and report.frames_done == 7
+    record = json.loads((out / "clip" / "faces.json").read_text())
+    assert [len(f["faces"]) for f in record["frames"]] == [2] * 7
+
+
+def test_a_one_worker_run_ends_its_detector_threads(tmp_path):
+    import threading
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), textured())
+    run_batch([folder], BatchOptions(tmp_path / "out", workers=1, quiet=True))
+    assert not any(t.name.startswith("maskcap-") for t in threading.enumerate())
+
+
+def test_detect_every_below_one_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="detect_every"):
+        BatchOptions(tmp_path, detect_every=0)
+
+
 def test_anonymize_clip_writes_a_whole_video_or_nothing(tmp_path, segmenter):
     video = tmp_path / "clip.mp4"
     write_video(video, [textured(seed=i) for i in range(8)])

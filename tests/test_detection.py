@@ -119,8 +119,9 @@ def two_face_frame():
 
 
 def test_every_face_is_found_at_two_scales_each_with_a_square_face_box():
-    from core.detection import detect_all_faces
-    found = detect_all_faces(two_face_frame())
+    from core.detection import MultiFaceDetector, MultiFaceOptions
+    with MultiFaceDetector(MultiFaceOptions.thorough()) as detector:   # 3 neighbours: no false boxes here
+        found = detector.detect(two_face_frame())
     assert len(found) == 2
     big, small = found
     assert abs(big.face_box[0] + big.face_box[2] / 2 - 165) < 25
@@ -128,11 +129,18 @@ def test_every_face_is_found_at_two_scales_each_with_a_square_face_box():
     assert all(d.face_box[2] == d.face_box[3] for d in found)
 
 
-def test_mirroring_the_frame_mirrors_the_boxes():
+def test_the_default_finds_every_face_among_its_looser_candidates():
     from core.detection import detect_all_faces
+    centres = [d.face_box[0] + d.face_box[2] / 2 for d in detect_all_faces(two_face_frame())]
+    assert any(abs(c - 165) < 25 for c in centres) and any(abs(c - 512) < 15 for c in centres)
+
+
+def test_mirroring_the_frame_mirrors_the_boxes():
+    from core.detection import MultiFaceDetector, MultiFaceOptions
     frame = two_face_frame()
-    boxes = sorted(d.face_box[0] + d.face_box[2] / 2 for d in detect_all_faces(frame))
-    mirrored = sorted(640 - (d.face_box[0] + d.face_box[2] / 2) for d in detect_all_faces(frame[:, ::-1].copy()))
+    with MultiFaceDetector(MultiFaceOptions.thorough()) as detector:
+        boxes = sorted(d.face_box[0] + d.face_box[2] / 2 for d in detector.detect(frame))
+        mirrored = sorted(640 - (d.face_box[0] + d.face_box[2] / 2) for d in detector.detect(frame[:, ::-1].copy()))
     assert np.allclose(boxes, mirrored, atol=8)
 
 
@@ -152,7 +160,8 @@ def test_a_rolled_pass_finds_a_turned_face_where_it_is():
 
 def test_the_passes_follow_the_options():
     from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
-    options = MultiFaceOptions(rolled_deg=(15.0,), profile_cascade=None, max_width_px=500, scale_factor=1.2)
+    options = MultiFaceOptions(rolled_deg=(15.0,), profile_cascade=None, max_width_px=500, scale_factor=1.2,
+                               extra_scale_factor=None, extra_min_neighbors=None)
     with MultiFaceDetector(options) as detector:
         assert detector.passes() == [DetectorPass("frontal", 500, 0.0, 1.2), DetectorPass("frontal_rolled", 500, 15.0, 1.2)]
 
@@ -173,3 +182,27 @@ def test_a_profile_pass_needs_a_profile_cascade():
     with MultiFaceDetector(MultiFaceOptions(profile_cascade=None)) as detector:
         with pytest.raises(ValueError, match="profile cascade"):
             detector.run_pass(np.zeros((48, 64), np.uint8), DetectorPass("profile", 640, 0.0, 1.1))
+
+
+def test_passes_on_two_threads_find_what_one_thread_finds():
+    from core.detection import MultiFaceDetector, MultiFaceOptions
+    frame = two_face_frame()
+    with MultiFaceDetector() as one, MultiFaceDetector(MultiFaceOptions(threads=2)) as two:
+        assert [d.box for d in two.detect(frame)] == [d.box for d in one.detect(frame)]
+        assert [d.box for d in two.detect(frame)] == [d.box for d in one.detect(frame)]   # the pool again
+
+
+def test_the_extra_passes_take_their_own_scale_factor_and_neighbours():
+    from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
+    options = MultiFaceOptions(rolled_deg=(15.0,), mirrored_profile=False, scale_factor=1.1,
+                               extra_scale_factor=1.3, extra_min_neighbors=1)
+    with MultiFaceDetector(options) as detector:
+        assert detector.passes() == [DetectorPass("frontal", 640, 0.0, 1.1),
+                                     DetectorPass("frontal_rolled", 640, 15.0, 1.3, 1),
+                                     DetectorPass("profile", 640, 0.0, 1.3, 1)]
+
+
+def test_threads_below_one_are_refused():
+    from core.detection import MultiFaceDetector, MultiFaceOptions
+    with pytest.raises(ValueError, match="threads"):
+        MultiFaceDetector(MultiFaceOptions(threads=0))

@@ -143,7 +143,8 @@ def summarise(rows, false_positives, n_photos, detect_ms, box_iou) -> dict:
     return out
 
 
-SWEEP = (  # MultiFaceOptions tried by --sweep (each row names every setting that differs between rows)
+SWEEP = (  # MultiFaceOptions tried by --sweep (each row names every setting that differs between rows; the
+           # rolled and profile passes take the row's scale factor and neighbours; issue 7's sweep: detector_speed.py)
     {"scale_factor": 1.1, "min_neighbors": 4, "profile_max_width_px": 640, "rolled_deg": ()},
     {"scale_factor": 1.1, "min_neighbors": 4, "profile_max_width_px": 320, "rolled_deg": ()},
     {"scale_factor": 1.2, "min_neighbors": 4, "profile_max_width_px": 320, "rolled_deg": ()},
@@ -167,7 +168,7 @@ def sweep(photos, segmenter, rows=None) -> list[dict]:
     """Recall, false positives and detection time against the cascades' scale factor and neighbours."""
     results = []
     for changes in (SWEEP if rows is None else [SWEEP[i] for i in rows]):
-        options = MultiFaceOptions(**changes)
+        options = MultiFaceOptions(**{"extra_scale_factor": None, "extra_min_neighbors": None, **changes})
         with MultiFaceDetector(options) as detector:
             rows, fps, ms = [], 0, []
             for photo in photos:
@@ -188,7 +189,7 @@ def calibrate(photos) -> dict:
     """Median (dx, dy, size) of the true face box against matched cascade boxes, per cascade, in
     the cascade's own orientation (mirrored passes flip dx), in units of the cascade box width."""
     ratios: dict[str, list] = {"frontal": [], "profile": []}
-    with MultiFaceDetector() as detector:
+    with MultiFaceDetector(MultiFaceOptions.thorough()) as detector:   # the settings PROFILE_TO_FACE was measured with
         for photo in photos:
             detections: list[FaceDetection] = detector.detect(photo.image)
             matched = match([d.face_box for d in detections], photo)

@@ -177,3 +177,34 @@ class GroupPhotoMaker:
 def _overlap_share(a, b) -> float:
     """Intersection over the smaller of two (x, y, w, h) boxes."""
     return box_intersection(a, b) / max(min(a[2] * a[3], b[2] * b[3]), 1e-9)
+
+
+def camera_clip(photo: GroupPhoto, frames: int, seed: int, zoom=(1.3, 1.7)) -> list[GroupPhoto]:
+    """A clip of `frames` 640x480 frames from one group photo: a camera zooming from zoom[0] to
+    zoom[1] and panning in a straight line between two random points, so every face moves
+    (about 4-10 px a frame), grows, and some leave the picture or enter it. Each frame is a
+    GroupPhoto whose faces' ground truth went through the same move (a face counts while half of
+    it is in the picture and visible)."""
+    rng = np.random.default_rng(seed)
+    z = np.linspace(zoom[0], zoom[1], frames)
+    ends = []
+    for zz in (zoom[0], zoom[1]):
+        half_w, half_h = FRAME_W / (2 * zz), FRAME_H / (2 * zz)
+        ends.append((rng.uniform(half_w, FRAME_W - half_w), rng.uniform(half_h, FRAME_H - half_h)))
+    if rng.random() < 0.5:   # pan left to right or right to left
+        ends.reverse()
+    out = []
+    for t in range(frames):
+        s = t / max(frames - 1, 1)
+        cx, cy = (1 - s) * ends[0][0] + s * ends[1][0], (1 - s) * ends[0][1] + s * ends[1][1]
+        m = np.array([[z[t], 0, FRAME_W / 2 - z[t] * cx], [0, z[t], FRAME_H / 2 - z[t] * cy]], np.float32)
+        image = cv2.warpAffine(photo.image, m, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR)
+        faces = []
+        for f in photo.faces:
+            visible = (cv2.warpAffine(f.visible.astype(np.float32), m, (FRAME_W, FRAME_H)) > 0.5).astype(np.uint8)
+            x, y, w, h = f.face_box
+            box = (x * m[0, 0] + m[0, 2], y * m[1, 1] + m[1, 2], w * m[0, 0], h * m[1, 1])
+            faces.append(PlacedFace(box, visible, int(round(f.full_area * z[t] ** 2)), f.height_px * z[t],
+                                    f.angle_deg, f.covered, f.source))
+        out.append(GroupPhoto(image, faces))
+    return out
