@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.segmentation_data import Hand
+from training.segmentation_data import AugmentOptions, Hand, MaskSource, SampleMaker, occlude_for_evaluation
 from training.skin_hands import composite_skin_hand, skin_texture
 
 
@@ -21,12 +21,12 @@ def _face_crop(tone_bgr=(90, 130, 190)):
     return crop, face
 
 
-def _hand():
-    """An opaque 'hand': a palm and three fingers, wrist at the bottom, as load_hands gives."""
+def _hand(opacity: int = 255):
+    """A 'hand' (opaque by default): a palm and three fingers, wrist at the bottom, as load_hands gives."""
     alpha = np.zeros((60, 40), np.uint8)
-    cv2.rectangle(alpha, (5, 25), (35, 59), 255, -1)
+    cv2.rectangle(alpha, (5, 25), (35, 59), opacity, -1)
     for x in (7, 17, 27):
-        cv2.rectangle(alpha, (x, 2), (x + 6, 25), 255, -1)
+        cv2.rectangle(alpha, (x, 2), (x + 6, 25), opacity, -1)
     bgr = np.full((60, 40, 3), (200, 210, 230), np.uint8)
     return Hand(np.dstack([bgr, alpha]))
 
@@ -99,3 +99,57 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     export_onnx(ExportWrapper(TwoStreamSegmenter(fc6_width=64)), path, ("fused", "fcn", "deconv"))
     with pytest.raises(ValueError):
         load_onnx_weights(TwoStreamSegmenter(), path)
+
+
+def _face_frame():
+    """A 320x240 frame with the elliptic face of `_face_crop` scaled 1.5x into its middle."""
+    crop, face = _face_crop()
+    frame = np.full((240, 320, 3), 60, np.uint8)
+    mask = np.zeros((240, 320), np.uint8)
+    frame[24:216, 64:256] = cv2.resize(crop, (192, 192), interpolation=cv2.INTER_LINEAR)
+    mask[24:216, 64:256] = cv2.resize(face, (192, 192), interpolation=cv2.INTER_NEAREST)
+    return frame, mask
+
+
+def test_evaluation_hands_take_from_the_face_only_what_they_cover():
+    frame, face = _face_frame()
+    opaque = [occlude_for_evaluation(frame, face, seed, [_hand()], "hand")[1] for seed in range(4)]
+    faint = [occlude_for_evaluation(frame, face, seed, [_hand(opacity=100)], "hand") for seed in range(4)]
+    assert all(np.any(image != frame) for image, _ in faint)       # a faint hand shows in the picture
+    assert all(visible.sum() < 0.9 * face.sum() for visible in opaque)
+    # but leaves the face: at most a thin line where it crosses the face's outline
+    assert all(visible.sum() > 0.98 * face.sum() and not np.any(visible > face) for _, visible in faint)
+
+
+def _maker(p_hand: float) -> SampleMaker:
+    crop, face = _face_crop()
+    source = MaskSource("synthetic", [0], lambda _: (crop, face))
+    return SampleMaker([source], [_hand()], [np.full((128, 128, 3), 90, np.uint8)],
+                       AugmentOptions(p_hand=p_hand, p_rectangles=0.0, p_photometric=0.0))
+
+
+def test_covered_marks_the_face_pixels_hands_took_away():
+    crops, targets, covered = _maker(p_hand=1.0).batch_with_cover(np.random.default_rng(0), 6)
+    assert np.all(covered.sum((1, 2)) > 0)
+    assert not np.any(covered & targets)
+    # covered and still visible face together make the un-occluded face (rotated and shifted)
+    face_area = _face_crop()[1].sum()
+    assert np.all((covered | targets).sum((1, 2)) > 0.5 * face_area)
+
+
+def test_nothing_is_covered_without_occluders_or_on_negatives():
+    _, _, covered = _maker(p_hand=0.0).batch_with_cover(np.random.default_rng(0), 4)
+    assert not covered.any()
+    _, targets, covered = _maker(p_hand=1.0).batch_with_cover(np.random.default_rng(0), 4, negative_fraction=1.0)
+    assert not covered.any()
+
+
+def test_hand_weights_stress_covered_pixels_and_their_surroundings():
+    pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.train_segmentation import HAND_WEIGHT_REACH, hand_weights
+    covered = np.zeros((1, 32, 32), np.uint8)
+    covered[0, 10:14, 10:14] = 1
+    weights = hand_weights(covered, 3.0).numpy()[0]
+    assert weights[12, 12] == 4.0 and weights[12, 13 + HAND_WEIGHT_REACH] == 4.0
+    assert weights[12, 14 + HAND_WEIGHT_REACH] == 1.0 and weights[30, 30] == 1.0
+    assert hand_weights(covered, 0.0) is None

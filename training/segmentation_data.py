@@ -357,17 +357,25 @@ class SampleMaker:
         self.options = options or AugmentOptions()
 
     def positive(self, rng: np.random.Generator):
+        crop, target, _ = self.positive_with_cover(rng)
+        return crop, target
+
+    def positive_with_cover(self, rng: np.random.Generator):
+        """(crop, target, covered): `covered` marks the face pixels that occluders took away
+        (the pixels a hand-weighted loss stresses)."""
         o = self.options
         source, i = self.index[rng.integers(len(self.index))]
         image, face = source.load(i)
         box = face_crop_box(face)
         if box is None:
-            return self.negative(rng)
+            crop, target = self.negative(rng)
+            return crop, target, np.zeros_like(target)
         box = jittered_box(box, rng)
         matrix = crop_affine(box, rng.uniform(-o.max_rotation_deg, o.max_rotation_deg))
         crop, target = warp_crop(image, face, matrix)
         if rng.random() < o.p_flip:
             crop, target = crop[:, ::-1].copy(), target[:, ::-1].copy()
+        face_before = target.copy()
         tone = skin_tone_lab(crop, target)
         if self.hands and rng.random() < o.p_hand:
             for _ in range(1 if rng.random() < 0.8 else 2):
@@ -381,7 +389,7 @@ class SampleMaker:
             crop, target = add_rectangles(crop, target, rng)
         if rng.random() < o.p_photometric:
             crop = photometric(crop, rng)
-        return crop, target
+        return crop, target, face_before & (1 - target)
 
     def negative(self, rng: np.random.Generator):
         """A crop with no face (or only the edge of one): a face-free picture, maybe with a hand
@@ -413,12 +421,20 @@ class SampleMaker:
         return crop, target
 
     def batch(self, rng: np.random.Generator, size: int, negative_fraction: float = 0.0):
+        crops, targets, _ = self.batch_with_cover(rng, size, negative_fraction)
+        return crops, targets
+
+    def batch_with_cover(self, rng: np.random.Generator, size: int, negative_fraction: float = 0.0):
+        """(crops, targets, covered): as `batch`, plus the face pixels occluders took away."""
         crops = np.empty((size, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         targets = np.empty((size, CROP_SIZE, CROP_SIZE), np.uint8)
+        covered = np.zeros((size, CROP_SIZE, CROP_SIZE), np.uint8)
         for k in range(size):
-            make = self.negative if rng.random() < negative_fraction else self.positive
-            crops[k], targets[k] = make(rng)
-        return crops, targets
+            if rng.random() < negative_fraction:
+                crops[k], targets[k] = self.negative(rng)
+            else:
+                crops[k], targets[k], covered[k] = self.positive_with_cover(rng)
+        return crops, targets, covered
 
 
 def validation_crops(source: MaskSource):
@@ -459,7 +475,11 @@ def rectangle_occluded(val, seed: int = 11):
 def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str):
     """The same image with a synthetic occluder, deterministic for (seed, kind): 'hand' (a cut-out
     recoloured to the image's own skin tone), 'skinhand' (a hand silhouette made of the face's own
-    skin, training.skin_hands) or 'rectangle'. Works in frame pixels; returns (image, face)."""
+    skin, training.skin_hands) or 'rectangle'. Works in frame pixels; returns (image, face).
+
+    The face loses what the occluder covers as training defines it (a hand's alpha over 0.5),
+    not every pixel the occluder changed: the cut-outs' feathered edges (alpha 1-127, a tenth
+    of their pixels) leave the face visible through them, and training keeps them as face."""
     rng = np.random.default_rng(seed)
     box = face_crop_box(face)
     if box is None:
@@ -467,14 +487,18 @@ def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str)
     matrix = crop_affine(box)
     crop, target = warp_crop(image, face, matrix)
     if kind == "hand":
-        occluded, _ = composite_hand(crop, target, hands[rng.integers(len(hands))], skin_tone_lab(crop, target), rng)
+        occluded, visible = composite_hand(crop, target, hands[rng.integers(len(hands))],
+                                           skin_tone_lab(crop, target), rng)
     elif kind == "skinhand":
         from training.skin_hands import composite_skin_hand
-        occluded, _ = composite_skin_hand(crop, target, hands[rng.integers(len(hands))], rng)
+        occluded, visible = composite_skin_hand(crop, target, hands[rng.integers(len(hands))], rng)
     else:
-        occluded, _ = add_rectangles(crop.copy(), target.copy(), rng, count=1)
+        occluded, visible = add_rectangles(crop.copy(), target.copy(), rng, count=1)
     # put the occluder back into the frame: pixels that changed in the crop
     changed = (np.abs(occluded.astype(np.int16) - crop.astype(np.int16)).sum(2) > 0).astype(np.uint8)
+    # gone from the face: the covered face pixels, and off the crop's face every changed pixel
+    # (so that frame face pixels just outside the crop's coarser face outline go too)
+    covered = ((target & (1 - visible)) | (changed & (1 - target))).astype(np.float32)
     inverse = cv2.invertAffineTransform(matrix)
     h, w = image.shape[:2]
     back = cv2.warpAffine(occluded, inverse, (w, h), flags=cv2.INTER_LINEAR)
@@ -482,7 +506,7 @@ def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str)
     image = image.copy()
     image[cover] = back[cover]
     face = face.copy()
-    face[cover] = 0
+    face[cv2.warpAffine(covered, inverse, (w, h), flags=cv2.INTER_LINEAR) > 0.5] = 0
     return image, face
 
 

@@ -43,6 +43,7 @@ FINETUNE_LR = 2e-4
 NEGATIVE_FRACTION = 0.5
 EPOCH_ITERS = int(os.environ.get("MASKCAP_EPOCH_ITERS", 100))
 THREADS = 1  # other jobs share the 2 cores
+HAND_WEIGHT_REACH = 4  # px around hand-covered face pixels that the hand-weighted loss stresses
 LOG_DIR = REPO / "training" / "logs" / "segmentation"
 
 
@@ -67,6 +68,17 @@ def evaluate_iou(net, crops, targets, batch: int = 100) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in ious.items()}
 
 
+def hand_weights(covered: np.ndarray, hand_weight: float, reach: int = HAND_WEIGHT_REACH) -> torch.Tensor | None:
+    """Per-pixel loss weights: 1 + hand_weight on the face pixels an occluder covers and on
+    everything within `reach` px of them (the slivers of face between fingers), else 1; None
+    when hand_weight is 0. Aims the loss at the diagnosed errors (training.diagnose_hands)."""
+    if hand_weight <= 0:
+        return None
+    cover = torch.from_numpy(covered).float()[:, None]
+    near = torch.nn.functional.max_pool2d(cover, 2 * reach + 1, stride=1, padding=reach)[:, 0]
+    return 1.0 + hand_weight * near
+
+
 def train_mode(net, frozen_bn: bool) -> None:
     net.train()
     if frozen_bn:
@@ -74,7 +86,7 @@ def train_mode(net, frozen_bn: bool) -> None:
 
 
 def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best, val_occluded=None,
-              frozen_bn=False):
+              frozen_bn=False, hand_weight=0.0):
     """Adam with a cosine learning rate over `minutes` of wall time; after every EPOCH_ITERS
     iterations, validation IoU picks the best weights: the fused IoU on clean crops, or with
     `val_occluded` ({kind: (crops, targets)}) the mean over clean and each occluded set."""
@@ -89,8 +101,9 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
             break
         for group in opt.param_groups:  # cosine over the wall-clock budget
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
-        crops, targets = maker.batch(rng, BATCH, negative_fraction)
-        loss = segmentation_loss(net(to_tensor(crops)), torch.from_numpy(targets).long())
+        crops, targets, covered = maker.batch_with_cover(rng, BATCH, negative_fraction)
+        loss = segmentation_loss(net(to_tensor(crops)), torch.from_numpy(targets).long(),
+                                 hand_weights(covered, hand_weight))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -173,6 +186,10 @@ def main(argv=None):
                     help="share of those hands made of the face's own skin (training.skin_hands)")
     ap.add_argument("--negative-fraction", type=float, default=NEGATIVE_FRACTION,
                     help="share of each fine-tuning batch without a face")
+    ap.add_argument("--hand-weight", type=float, default=0.0,
+                    help="extra loss weight on face pixels under an occluder and within "
+                         f"{HAND_WEIGHT_REACH} px of them (0: plain cross-entropy)")
+    ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
     ap.add_argument("--landmarks68", action="store_true",
                     help="also train on landmarks68 with build/landmarks68_masks (training.landmarks68_masks)")
     args = ap.parse_args(argv)
@@ -209,12 +226,15 @@ def main(argv=None):
     if args.finetune_minutes > 0:
         # fine-tuning may trade a little clean IoU for rejecting non-faces; keep its best epoch
         stage = ("finetune_skin_hands" if args.init_onnx else "finetune_hands") if resuming else "finetune"
-        best_ft = run_stage(net, maker, rng, args.finetune_minutes, FINETUNE_LR, args.negative_fraction, val, log,
-                            stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx))
+        if args.hand_weight > 0:
+            stage = "finetune_hand_weighted"
+        best_ft = run_stage(net, maker, rng, args.finetune_minutes, args.finetune_lr, args.negative_fraction, val,
+                            log, stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx),
+                            hand_weight=args.hand_weight)
         net.load_state_dict(best_ft["state"])
         best = best_ft
     net.eval()
-    meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": FINETUNE_LR, "weight_decay": WEIGHT_DECAY,
+    meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "weight_decay": WEIGHT_DECAY,
             "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
