@@ -252,6 +252,31 @@ class FaceTracker:
         finally:
             self._state, self._focal, self._lm = saved
 
+    def _choose_detection(self, image, boxes, mask, lm, focal, center, candidates: int = 3):
+        """The start box, face box and (when segmented here) mask of the detection to start from:
+        the largest box whose segmentation looks like a face (not empty, not cut by its crop),
+        trying the `candidates` largest; the largest box when none does, or with no segmenter.
+        The cascade's largest box is not always the face (a patch of background beside it)."""
+        from .detection import crop_box_from_face_box
+
+        def boxes_of(detection):
+            start = landmark_box_from_detection(detection)
+            return start, face_box_from_landmarks(
+                landmarks(mean_face_in_box(lm, start, focal, center), lm, focal, center))
+
+        first = boxes_of(boxes[0])
+        if mask is not None or self._segmenter is None or len(boxes) < 2:
+            return first + (mask,)
+        scale = self._segmenter.options.crop_scale
+        tried = []
+        for detection in boxes[:candidates]:
+            start, face_box = boxes_of(detection)
+            segmented = self._segment(image, face_box)
+            if not mask_misses_face(segmented, crop_box_from_face_box(face_box, scale)):
+                return start, face_box, segmented
+            tried.append(segmented)
+        return first + (tried[0],)
+
     def _check_detection(self, frame: "PreparedFrame", rounds: int = 2) -> "PreparedFrame":
         """Move a still photo's start to the face the segmenter sees when the detection's mask
         says the box is wrong (empty: the cascade fired on something else; cut by the crop: the
@@ -377,8 +402,11 @@ class FaceTracker:
             timings["detection_ms"] = (time.perf_counter() - t0) * 1000
             if not boxes:
                 return PreparedFrame(image, np.zeros((h, w), np.uint8), None, None, timings)
-            start = landmark_box_from_detection(boxes[0])
-            face_box = face_box_from_landmarks(landmarks(mean_face_in_box(lm, start, focal, center), lm, focal, center))
+            given = mask
+            t1 = time.perf_counter()
+            start, face_box, mask = self._choose_detection(image, boxes, mask, lm, focal, center)
+            if mask is not given:
+                timings["segmentation_ms"] = (time.perf_counter() - t1) * 1000
         if mask is None:
             t1 = time.perf_counter()
             mask = self._segment(image, face_box)

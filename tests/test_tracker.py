@@ -191,6 +191,35 @@ def test_a_detection_whose_mask_holds_the_face_stays():
         assert t._check_detection(frame) is frame
 
 
+def _start_with_detections(monkeypatch, detections, segmenter: bool):
+    """The start box prepare() picks from these cascade boxes, with the one-disk fake segmenter."""
+    import core.tracker
+
+    monkeypatch.setattr(core.tracker, "detect_faces", lambda image: list(detections))
+    with FaceTracker(TrackerOptions(use_segmentation=False, adapt_identity=False)) as t:
+        if segmenter:
+            t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
+        frame = t.prepare(np.zeros((300, 400, 3), np.uint8))
+    x, y, w, h = frame.start_box
+    return x + w / 2, y + h / 2, frame
+
+
+FACE_DETECTION, DECOY_DETECTION = (237, 117, 86, 86), (10, 10, 100, 100)  # the disk; a larger non-face
+
+
+def test_when_the_largest_detection_is_not_a_face_the_track_starts_from_the_one_that_is(monkeypatch):
+    cx, cy, frame = _start_with_detections(monkeypatch, [DECOY_DETECTION, FACE_DETECTION], segmenter=True)
+    assert abs(cx - 280) < 15 and abs(cy - 160) < 25
+    assert frame.mask.sum() == frame.mask[110:211, 230:331].sum() > 0   # the face's mask, kept
+
+
+def test_the_largest_detection_is_the_start_when_it_is_a_face_or_nothing_can_tell(monkeypatch):
+    cx, _, _ = _start_with_detections(monkeypatch, [FACE_DETECTION, DECOY_DETECTION], segmenter=True)
+    assert abs(cx - 280) < 15
+    cx, _, _ = _start_with_detections(monkeypatch, [DECOY_DETECTION, FACE_DETECTION], segmenter=False)
+    assert abs(cx - 60) < 15
+
+
 def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_photo():
     """A cascade that finds the same face T wherever it starts (T mirrored on the mirrored photo):
     track_image's median of the photo's and the mirror's results is T itself."""
