@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .camera import focal_from_mm, head_rotation, principal_point
-from .detection import detect_faces
+from .detection import crop_box_from_face_box, detect_faces
 from .face_model import FaceModel, load_face_model
 from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
@@ -257,8 +257,6 @@ class FaceTracker:
         the largest box whose segmentation looks like a face (not empty, not cut by its crop),
         trying the `candidates` largest; the largest box when none does, or with no segmenter.
         The cascade's largest box is not always the face (a patch of background beside it)."""
-        from .detection import crop_box_from_face_box
-
         def boxes_of(detection):
             start = landmark_box_from_detection(detection)
             return start, face_box_from_landmarks(
@@ -282,8 +280,6 @@ class FaceTracker:
         says the box is wrong (empty: the cascade fired on something else; cut by the crop: the
         box holds part of a turned face). The face is searched for in the whole photo, or around
         the cut mask, and segmented again in the box of the blob found."""
-        from .detection import crop_box_from_face_box
-
         t0 = time.perf_counter()
         image, mask, face_box = frame.image, frame.mask, frame.face_box
         scale = self._segmenter.options.crop_scale
@@ -438,7 +434,7 @@ class FaceTracker:
             if ok and self.options.adapt_identity:
                 state, points = self._adapt(points, state, confidence, (w, h))
             self._state = state if ok else None
-        return self._result(state, points, mask, timings)
+        return self._result(state, points, mask, timings, confidence)
 
     def _run_cascade(self, gray: np.ndarray, mask: np.ndarray, state: ShapeState, passes: int) -> ShapeState:
         center = principal_point((gray.shape[1], gray.shape[0]))
@@ -446,10 +442,13 @@ class FaceTracker:
             state = self.cascade.run(gray, mask, state, self._lm, self._focal, center)
         return state
 
-    def _result(self, state: ShapeState, points: np.ndarray, mask: np.ndarray, timings: dict) -> TrackResult:
-        """The TrackResult of a regressed state whose landmarks are points (its own, or a median)."""
-        h, w = mask.shape
-        confidence = self._confidence(points, mask, (w, h))
+    def _result(self, state: ShapeState, points: np.ndarray, mask: np.ndarray, timings: dict,
+                confidence: float | None = None) -> TrackResult:
+        """The TrackResult of a regressed state whose landmarks are points (its own, or a median);
+        confidence: the one already measured on them, if any (it decided whether the shape is kept)."""
+        if confidence is None:
+            h, w = mask.shape
+            confidence = self._confidence(points, mask, (w, h))
         return TrackResult(ok=confidence >= self.options.min_confidence, landmarks=points,
                            blendshapes=state.expression.copy(), rotation=state.rotation.copy(),
                            translation=state.translation(), focal=self._focal, identity=self.identity.copy(), mask=mask,
@@ -504,10 +503,15 @@ class FaceTracker:
         if not np.all(np.isfinite(points)) or scale < 4.0 or scale > 2.0 * max(w, h):
             return 0.0
         hull = cv2.convexHull(points.astype(np.float32)).astype(np.int32)
-        region = np.zeros((h, w), np.uint8)
-        cv2.fillConvexPoly(region, hull, 1)
+        # only the hull's bounding box inside the frame is drawn and counted, not the whole frame
+        bx, by, bw, bh = cv2.boundingRect(hull)
+        x0, y0, x1, y1 = max(bx, 0), max(by, 0), min(bx + bw, w), min(by + bh, h)
+        if x1 <= x0 or y1 <= y0:
+            return 0.0
+        region = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillConvexPoly(region, hull - np.array([x0, y0], np.int32), 1)
         area = int(region.sum())
-        coverage = float((mask & region).sum()) / area if area else 0.0
+        coverage = float((mask[y0:y1, x0:x1] & region).sum()) / area if area else 0.0
         return float(inside.mean() * min(1.0, coverage / FULL_CONFIDENCE_COVERAGE))
 
     # ------------------------------------------------------------ lifetime
