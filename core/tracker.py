@@ -22,7 +22,7 @@ from .face_model import FaceModel, load_face_model
 from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
-from .still import (EMPTY_MASK_SHARE, eye_line_roll, largest_component_box, mask_misses_face, mirror_box,
+from .still import (EMPTY_MASK_SHARE, eye_line_roll, largest_component_box, mask_grew, mask_misses_face, mirror_box,
                     mirror_landmarks)
 
 # Both mappings are measured by `python -m training.calibrate_boxes` on the landmarks68 training
@@ -277,9 +277,10 @@ class FaceTracker:
 
     def _check_detection(self, frame: "PreparedFrame", rounds: int = 2) -> "PreparedFrame":
         """Move a still photo's start to the face the segmenter sees when the detection's mask
-        says the box is wrong (empty: the cascade fired on something else; cut by the crop: the
-        box holds part of a turned face). The face is searched for in the whole photo, or around
-        the cut mask, and segmented again in the box of the blob found."""
+        says the box is wrong (empty: the cascade fired on something else; cut by the crop, or
+        much larger when segmented again around itself: the box holds part of a turned face).
+        The face is searched for in the whole photo, or around the partial mask, and segmented
+        again in the box of the blob found."""
         t0 = time.perf_counter()
         image, mask, face_box = frame.image, frame.mask, frame.face_box
         scale = self._segmenter.options.crop_scale
@@ -287,7 +288,16 @@ class FaceTracker:
         for _ in range(rounds):
             crop = crop_box_from_face_box(face_box, scale)
             if not mask_misses_face(mask, crop):
-                break
+                # the mask fits its crop; segmented around itself, does it stay the same face?
+                blob = largest_component_box(mask)
+                again = self._segment(image, blob[0])
+                grown = largest_component_box(again)
+                if grown is None or not mask_grew(blob[1], grown[1]):
+                    break
+                face_box = grown[0]
+                mask = self._segment(image, face_box)
+                moved = largest_component_box(mask) or grown
+                continue
             found = largest_component_box(mask)
             if found is None or found[1] < EMPTY_MASK_SHARE * crop[2] ** 2:
                 search = _whole_photo_box(image.shape, self._segmenter)

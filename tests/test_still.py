@@ -5,7 +5,8 @@ import pytest
 from core.camera import head_rotation, principal_point
 from core.face_model import load_face_model
 from core.regressor import LandmarkModel, landmarks, mean_face_in_box
-from core.still import MIRRORED_LANDMARKS, eye_line_roll, mask_misses_face, mirror_box, mirror_landmarks
+from core.still import (MASK_GROWTH, MIRRORED_LANDMARKS, eye_line_roll, mask_grew, mask_misses_face, mirror_box,
+                        mirror_landmarks)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,10 @@ def test_a_face_cut_by_the_crops_edge_means_the_box_holds_part_of_it():
 def test_a_face_cut_by_the_photos_own_edge_passes():
     mask = _disk((300, 400), (380, 150), 50)
     assert not mask_misses_face(mask, (250, 50, 200, 200))
+
+
+def test_a_face_that_grows_when_segmented_around_itself_was_held_only_in_part():
+    assert mask_grew(1000, int(1000 * MASK_GROWTH) + 1)
+    assert not mask_grew(1000, 1160)      # a whole face: about the same blob again
+    assert not mask_grew(1000, 800)
+    assert mask_grew(0, 10)               # nothing before, something after

@@ -191,6 +191,40 @@ def test_a_detection_whose_mask_holds_the_face_stays():
         assert t._check_detection(frame) is frame
 
 
+class _NearsightedSegmenter(_FakeSegmenter):
+    """Sees the disk only in the middle 60 % of its crop, as the network misses a face that its
+    crop cuts: an off-centre box gives part of the face, well inside the crop."""
+
+    def segment(self, image, box):
+        from core.detection import crop_box_from_face_box
+
+        x, y, side, _ = crop_box_from_face_box(box, self.options.crop_scale)
+        inset = 0.2 * side
+        x0, y0, x1, y1 = (int(round(v)) for v in (x + inset, y + inset, x + side - inset, y + side - inset))
+        out = np.zeros_like(self.face)
+        out[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 1
+        return out & self.face
+
+
+def test_a_detection_holding_part_of_the_face_moves_when_segmenting_around_it_finds_more():
+    """The box's mask is neither empty nor cut by the crop, yet segmented again in its own box
+    it grows by more than half: the box held part of the face, and the start moves onto it."""
+    from core.still import largest_component_box
+    from core.tracker import PreparedFrame
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        t._segmenter = _NearsightedSegmenter((300, 400), (280, 160), 50)
+        image = np.zeros((300, 400, 3), np.uint8)
+        box, start = (190.0, 120.0, 60.0, 60.0), (195.0, 130.0, 50.0, 50.0)
+        frame = PreparedFrame(image, t._segment(image, box), box, start, {})
+        moved = t._check_detection(frame)
+        assert moved is not frame
+        assert moved.mask.sum() > 1.5 * frame.mask.sum()
+        assert largest_component_box(moved.mask)[0][0] >= 230           # the blob it started from, grown
+        x, _, w, _ = moved.start_box
+        assert abs(x + w / 2 - 280) < abs(start[0] + start[2] / 2 - 280)  # nearer the face's middle
+
+
 def _start_with_detections(monkeypatch, detections, segmenter: bool):
     """The start box prepare() picks from these cascade boxes, with the one-disk fake segmenter."""
     import core.tracker

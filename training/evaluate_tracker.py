@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m training.evaluate_tracker [--no-segmentation] [--passes N] [--starts N]
      [--resegment] [--no-mirror] [--no-roll-restart] [--no-check-detection]
-     [--segment-undetected] [--regressor FILE]
+     [--segment-undetected] [--regressor FILE] [--segmenter FILE]
 Prints and writes reports/tracker_landmarks68.json: detection rate, and the normalised mean
 error (mean point distance / outer-eye-corner distance) of the detected faces, overall, on the
 even and odd faces (in file-name order) apart, so that a choice made on one half can be checked
@@ -50,11 +50,13 @@ def main() -> None:
     parser.add_argument("--segment-undetected", action=argparse.BooleanOptionalAction, default=None,
                         help="no detection: look for the face with the segmenter on the whole photo")
     parser.add_argument("--regressor", type=Path, default=None, help="a regressor file other than models/regressor.npz")
+    parser.add_argument("--segmenter", type=Path, default=None, help="a segmenter file other than models/segmenter.onnx")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "tracker_landmarks68.json")
     args = parser.parse_args()
     root = require_data("landmarks68")
     samples = held_out_samples(load_samples())
-    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), regressor_path=args.regressor)
+    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), regressor_path=args.regressor,
+                          segmenter_path=args.segmenter)
     for name, value in (("image_passes", args.passes), ("image_starts", args.starts), ("image_resegment", args.resegment),
                         ("image_mirror", args.mirror), ("image_roll_restart", args.roll_restart),
                         ("image_check_detection", args.check_detection),
@@ -86,7 +88,8 @@ def main() -> None:
               "mirror": opts.image_mirror, "roll_restart": opts.image_roll_restart,
               "check_detection": opts.image_check_detection,
               "segment_undetected": opts.image_segment_undetected,
-              "regressor": str(args.regressor or "models/regressor.npz")}
+              "regressor": str(args.regressor or "models/regressor.npz"),
+              "segmenter": str(args.segmenter or "models/segmenter.onnx")}
     report["per_face"] = {f: e for f, (_, e) in sorted(per_face.items(), key=lambda kv: -kv[1][1])}
     write_text(args.out, json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k not in ("missed", "per_face")}, indent=2))
