@@ -86,7 +86,7 @@ def train_mode(net, frozen_bn: bool) -> None:
 
 
 def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best, val_occluded=None,
-              frozen_bn=False, hand_weight=0.0):
+              frozen_bn=False, hand_weight=0.0, iou_weight=0.0):
     """Adam with a cosine learning rate over `minutes` of wall time; after every EPOCH_ITERS
     iterations, validation IoU picks the best weights: the fused IoU on clean crops, or with
     `val_occluded` ({kind: (crops, targets)}) the mean over clean and each occluded set."""
@@ -103,7 +103,7 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         crops, targets, covered = maker.batch_with_cover(rng, BATCH, negative_fraction)
         loss = segmentation_loss(net(to_tensor(crops)), torch.from_numpy(targets).long(),
-                                 hand_weights(covered, hand_weight))
+                                 hand_weights(covered, hand_weight), iou_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -131,13 +131,13 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
     return best
 
 
-def save_logs(log, meta):
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / "log.csv", "w", newline="") as f:
+def save_logs(log, meta, log_dir: Path = LOG_DIR):
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "log.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in log for k in r)))
         writer.writeheader()
         writer.writerows(log)
-    (LOG_DIR / "log.json").write_text(json.dumps({"meta": meta, "epochs": log}, indent=1))
+    (log_dir / "log.json").write_text(json.dumps({"meta": meta, "epochs": log}, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -159,7 +159,7 @@ def save_logs(log, meta):
     ax[1].set(xlabel="epoch", ylabel="face IoU, lfw_parts val crops", ylim=(0.6, 1.0))
     ax[1].legend()
     fig.tight_layout()
-    fig.savefig(LOG_DIR / "curves.png", dpi=80)
+    fig.savefig(log_dir / "curves.png", dpi=80)
 
 
 def atomic_export(module, path: Path, outputs):
@@ -189,6 +189,10 @@ def main(argv=None):
     ap.add_argument("--hand-weight", type=float, default=0.0,
                     help="extra loss weight on face pixels under an occluder and within "
                          f"{HAND_WEIGHT_REACH} px of them (0: plain cross-entropy)")
+    ap.add_argument("--iou-weight", type=float, default=0.0,
+                    help="weight of a per-crop soft-IoU loss on the fused stream (0: none)")
+    ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
+                    help="where the log and curves go (and, when resuming, the log to append to)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
     ap.add_argument("--landmarks68", action="store_true",
                     help="also train on landmarks68 with build/landmarks68_masks (training.landmarks68_masks)")
@@ -217,7 +221,7 @@ def main(argv=None):
             print(f"loaded {args.init_onnx}: difference to ONNX Runtime {difference}", flush=True)
             if difference["mean"] > 1e-4 or difference["threshold_flips"] > 1e-4:
                 raise SystemExit(f"the network loaded from {args.init_onnx} does not reproduce its outputs")
-        previous = json.loads((LOG_DIR / "log.json").read_text())
+        previous = json.loads((args.log_dir / "log.json").read_text())
         log, main_best = previous["epochs"], previous["meta"]
     else:
         best = run_stage(net, maker, rng, args.minutes, LR, 0.0, val, log, "main", best)
@@ -228,13 +232,15 @@ def main(argv=None):
         stage = ("finetune_skin_hands" if args.init_onnx else "finetune_hands") if resuming else "finetune"
         if args.hand_weight > 0:
             stage = "finetune_hand_weighted"
+        if args.iou_weight > 0:
+            stage += "_soft_iou"
         best_ft = run_stage(net, maker, rng, args.finetune_minutes, args.finetune_lr, args.negative_fraction, val,
                             log, stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx),
-                            hand_weight=args.hand_weight)
+                            hand_weight=args.hand_weight, iou_weight=args.iou_weight)
         net.load_state_dict(best_ft["state"])
         best = best_ft
     net.eval()
-    meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "weight_decay": WEIGHT_DECAY,
+    meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "iou_weight": args.iou_weight, "weight_decay": WEIGHT_DECAY,
             "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
@@ -246,7 +252,7 @@ def main(argv=None):
             "data_dir": str(data_dir()),
             "command": (main_best.get("command", []) if resuming else [])
             + ["python -m training.train_segmentation " + " ".join(sys.argv[1:] if argv is None else argv)]}
-    save_logs(log, meta)
+    save_logs(log, meta, args.log_dir)
     atomic_export(ExportWrapper(net), args.out, ("fused", "fcn", "deconv"))
     torch.save(net.state_dict(), REPO / "build" / "segmenter.pt")
     for stream in ("fcn", "deconv"):
