@@ -153,3 +153,22 @@ def test_hand_weights_stress_covered_pixels_and_their_surroundings():
     assert weights[12, 12] == 4.0 and weights[12, 13 + HAND_WEIGHT_REACH] == 4.0
     assert weights[12, 14 + HAND_WEIGHT_REACH] == 1.0 and weights[30, 30] == 1.0
     assert hand_weights(covered, 0.0) is None
+
+
+def test_the_soft_iou_loss_is_zero_for_a_right_mask_one_for_a_wrong_one_and_weighs_crops_alike():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import soft_jaccard_loss
+
+    def scores(face):  # confident two-class scores for a 0/1 face map
+        f = torch.as_tensor(face, dtype=torch.float32)
+        return torch.stack([-20 * f + 10, 20 * f - 10], dim=1)
+    big, small = torch.zeros(1, 32, 32, dtype=torch.long), torch.zeros(1, 32, 32, dtype=torch.long)
+    big[0, 4:28, 4:28] = 1
+    small[0, 14:18, 14:18] = 1
+    assert soft_jaccard_loss(scores(big), big).item() < 1e-3
+    assert soft_jaccard_loss(scores(1 - big), big).item() > 0.99
+    assert soft_jaccard_loss(scores(torch.zeros_like(big)), torch.zeros_like(big)).item() < 1e-3
+    # missing a small face costs as much as missing a large one (cross-entropy would weigh it by area)
+    miss_small = soft_jaccard_loss(scores(torch.zeros_like(small)), small).item()
+    miss_big = soft_jaccard_loss(scores(torch.zeros_like(big)), big).item()
+    assert miss_small > 0.9 and miss_big > 0.99
