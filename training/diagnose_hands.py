@@ -1,13 +1,15 @@
 """Where the segmenter fails under synthetic hands, on lfw_parts validation crops (issue 3).
 
-    .venv/bin/python -m training.diagnose_hands [--model PATH]
+    .venv/bin/python -m training.diagnose_hands [--model PATH] [--split train]
 
 The 500 validation crops with one recoloured hand each (the crops that select the weights in
 training.train_segmentation), the fused stream thresholded at 0.5. Prints the mean face IoU,
 IoU by the share of the face the hand covers, and the pooled errors: face pixels under the hand
 still called face, visible face pixels missed near the hand (within 4 px: slivers between
 fingers) and far from it, against the clean crops' miss rate. Writes build/diagnose_hands.png:
-the worst crops (clean | with hand | prediction in red | target).
+the worst crops (clean | with hand | prediction in red | target). With --split train, the same on
+the first 500 lfw_parts training crops (un-jittered, hands seeded alike): equal figures on both
+splits say the network underfits (too small or too briefly trained) rather than overfits.
 """
 from __future__ import annotations
 
@@ -53,8 +55,10 @@ def picture(val, occluded, pred, order, count: int = 6) -> np.ndarray:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--split", choices=("validation", "train"), default="validation")
     args = ap.parse_args(argv)
-    val = validation_crops(lfw_parts_source("validation"))
+    val = validation_crops(lfw_parts_source(args.split))
+    val = (val[0][:500], val[1][:500])
     occluded = hand_occluded(val, load_hands())
     with FaceSegmenter(args.model, SegmenterOptions(graph_cut=False)) as segmenter:
         clean_pred = segmenter.infer_crops(val[0]) > 0.5
@@ -72,7 +76,7 @@ def main(argv=None):
         print(f"{k:30s} {v:.3f}")
     print(f"{'clean: visible face missed':30s} {(~clean_pred & clean_face).sum() / clean_face.sum():.3f}")
     BUILD_DIR.mkdir(exist_ok=True)
-    path = BUILD_DIR / "diagnose_hands.png"
+    path = BUILD_DIR / f"diagnose_hands{'_train' if args.split == 'train' else ''}.png"
     cv2.imwrite(str(path), picture(val, occluded, pred, np.argsort(iou)))
     print(f"wrote {path}")
 
