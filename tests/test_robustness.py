@@ -427,9 +427,6 @@ def _covered_by_hand(tracker, frame):
     return (frame * (1 - over[:, :, None]) + colour * over[:, :, None]).astype(np.uint8)
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness (README, Face segmentation): the segmenter takes a large "
-                                       "skin-toned hand for face, so the track holds on to the hand; remove this "
-                                       "marker when the segmenter learns hands")
 def test_a_face_covered_by_a_hand_for_a_second_is_lost_then_found_again(tracker, face_image):
     frame = place(face_image, 112, 52)
     covered = _covered_by_hand(tracker, frame)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Retrain the shipped face segmenter (models/segmenter.onnx) from ../shared/data: the five runs of
+# training.train_segmentation that made it, each starting from the one before. PyTorch lives in
+# its own venv, .venv-train (training/requirements-train.txt), never in the run-time one.
+# About 4.5 hours on two CPU cores. Logs and curves: training/logs/segmentation/ (each run after
+# the first appends to them). Run the evaluation afterwards:
+#   .venv/bin/python -m bench.bench_segmentation
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+if [ ! -x .venv-train/bin/python ]; then
+  "$PY" -m venv .venv-train
+  .venv-train/bin/python -m pip install --quiet --disable-pip-version-check -r training/requirements-train.txt
+fi
+export OPENBLAS_NUM_THREADS=1
+train() { .venv-train/bin/python -m training.train_segmentation "$@"; }
+# 1. from scratch on faces with jitter, rectangles and recoloured hands; then negatives
+train --minutes 40 --finetune-minutes 10 --threads 2
+# 2. more hands
+train --init build/segmenter.pt --finetune-minutes 10 --hand-prob 0.7 --threads 2
+# 3. hands made of the face's own skin (training.skin_hands), a quarter negatives
+train --minutes 0 --init-onnx models/segmenter.onnx --finetune-minutes 48 --hand-prob 0.7 \
+  --skin-hand-prob 0.5 --negative-fraction 0.25
+# 4. the face pixels a hand covers, and those within 4 px of it, weigh 4 in the loss
+train --minutes 0 --init-onnx models/segmenter.onnx --finetune-minutes 85 --hand-prob 0.8 \
+  --skin-hand-prob 0.5 --negative-fraction 0.25 --hand-weight 3 --finetune-lr 3e-4
+# 5. plus a per-crop soft-IoU loss, so that a face mostly hidden by a hand counts as much as any
+train --minutes 0 --init-onnx models/segmenter.onnx --finetune-minutes 70 --hand-prob 0.8 \
+  --skin-hand-prob 0.5 --negative-fraction 0.25 --hand-weight 3 --iou-weight 1 --finetune-lr 2e-4 --threads 2
+echo "wrote models/segmenter.onnx; the tracker's regressor learnt on the previous segmenter's masks:"
+echo "retrain it too (README, Tracking) before shipping the pair"
