@@ -31,14 +31,13 @@ from .anonymize import AnonymizeOptions, anonymize_faces
 from .detection import MultiFaceDetector, MultiFaceOptions
 from .follow import FaceFollower, FollowOptions
 from .files import AtomicVideoWriter, write_image, write_text
-from .segmentation import FaceMask, FaceSegmenter, merge_face_masks
+from .segmentation import DEFAULT_MIN_SCORE, FaceMask, FaceSegmenter, merge_face_masks
 from .sources import IMAGE_SUFFIXES, SourceError, VideoFileSource, open_source
 
 __all__ = ["BatchOptions", "BatchReport", "Job", "Problem", "ClipSummary", "VIDEO_SUFFIXES", "plan_jobs",
            "run_batch", "anonymize_clip", "anonymize_frame"]
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-DEFAULT_MIN_SCORE = 0.7   # faces the segmenter scores below this are dropped (group photos: README)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 
 from .detection import MultiFaceDetector, _overlap
 from .image_input import as_bgr_uint8
-from .segmentation import FaceMask, FaceSegmenter
+from .segmentation import DEFAULT_MIN_SCORE, FaceMask, FaceSegmenter
 
 __all__ = ["FollowOptions", "FaceFollower", "box_from_mask"]
 
@@ -31,7 +31,7 @@ class FollowOptions:
     merge_overlap: two followed boxes overlapping more than this (IoU, or share of the smaller)
     have become one face: the weaker is dropped."""
     detect_every: int = 10
-    min_score: float = 0.7
+    min_score: float = DEFAULT_MIN_SCORE
     merge_overlap: float = 0.45
 
     def __post_init__(self):

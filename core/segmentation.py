@@ -26,7 +26,7 @@ from .detection import (CROP_SCALE_FROM_FACE, crop_box_from_face_box, detect_all
                         face_box_from_detection)
 from .image_input import as_bgr_uint8
 
-__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmentationResult", "SegmenterModelError", "FaceMask",
+__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE",
            "default_segmenter_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE"]
 
 CROP_SIZE = 128
@@ -74,6 +74,11 @@ class SegmentationResult:
     crop_box: tuple[float, float, float, float] | None = None
     face_box: tuple[float, float, float, float] | None = None
     crop_mask: np.ndarray | None = field(default=None, repr=False)
+
+
+# A face whose mask's mean face probability is below this is dropped by the batch and video paths
+# (chosen on group photos, README "Batch masks": 0.8 since the segmenter of 2026-12-01, 0.7 before).
+DEFAULT_MIN_SCORE = 0.8
 
 
 @dataclass
