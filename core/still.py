@@ -66,12 +66,18 @@ def largest_component_box(mask: np.ndarray) -> tuple[tuple[float, float, float, 
     return tuple(float(v) for v in stats[k, :4]), int(stats[k, cv2.CC_STAT_AREA])
 
 
+def face_blob(mask: np.ndarray, crop_side: float) -> tuple[tuple[float, float, float, float], int] | None:
+    """The mask's largest blob (box, pixel count) when it is large enough to be a face in a crop
+    of crop_side pixels (EMPTY_MASK_SHARE), else None: the crop held no face."""
+    found = largest_component_box(mask)
+    return None if found is None or found[1] < EMPTY_MASK_SHARE * crop_side * crop_side else found
+
+
 def mask_misses_face(mask: np.ndarray, crop_box) -> bool:
     """True when a mask segmented in crop_box says the box is wrong: (almost) no face in the
     crop, or a face that runs out of the crop's edge (the box holds only part of it)."""
     crop_x, crop_y, side, _ = (float(v) for v in crop_box)
-    found = largest_component_box(mask)
-    if found is None or found[1] < EMPTY_MASK_SHARE * side * side:
+    if face_blob(mask, side) is None:
         return True
     h, w = mask.shape
     x0, y0 = int(np.ceil(max(crop_x, 0.0))), int(np.ceil(max(crop_y, 0.0)))

@@ -22,7 +22,7 @@ from .face_model import FaceModel, load_face_model
 from .facs import NUM_FACS
 from .image_input import as_bgr_uint8
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
-from .still import (EMPTY_MASK_SHARE, eye_line_roll, largest_component_box, mask_grew, mask_misses_face, mirror_box,
+from .still import (eye_line_roll, face_blob, largest_component_box, mask_grew, mask_misses_face, mirror_box,
                     mirror_landmarks)
 
 # Both mappings are measured by `python -m training.calibrate_boxes` on the landmarks68 training
@@ -287,9 +287,9 @@ class FaceTracker:
         moved = None
         for _ in range(rounds):
             crop = crop_box_from_face_box(face_box, scale)
+            blob = face_blob(mask, crop[2])
             if not mask_misses_face(mask, crop):
                 # the mask fits its crop; segmented around itself, does it stay the same face?
-                blob = largest_component_box(mask)
                 again = self._segment(image, blob[0])
                 grown = largest_component_box(again)
                 if grown is None or not mask_grew(blob[1], grown[1]):
@@ -298,11 +298,8 @@ class FaceTracker:
                 mask = self._segment(image, face_box)
                 moved = largest_component_box(mask) or grown
                 continue
-            found = largest_component_box(mask)
-            if found is None or found[1] < EMPTY_MASK_SHARE * crop[2] ** 2:
-                search = _whole_photo_box(image.shape, self._segmenter)
-            else:
-                search = found[0]  # the part of the face the crop did hold
+            # no face in the crop: search the whole photo; part of one: around that part
+            search = _whole_photo_box(image.shape, self._segmenter) if blob is None else blob[0]
             found = largest_component_box(self._segment(image, search))
             if found is None:
                 break
