@@ -14,14 +14,15 @@ def _temporary_beside(path: Path, suffix: str):
     """A temporary file in path's folder, renamed onto path only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix)
-    os.close(fd)
-    try:
+    tmp = None
+    try:  # from creation on: a Ctrl-C right after mkstemp must not leave the file behind
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
