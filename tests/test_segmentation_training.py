@@ -172,3 +172,48 @@ def test_the_soft_iou_loss_is_zero_for_a_right_mask_one_for_a_wrong_one_and_weig
     miss_small = soft_jaccard_loss(scores(torch.zeros_like(small)), small).item()
     miss_big = soft_jaccard_loss(scores(torch.zeros_like(big)), big).item()
     assert miss_small > 0.9 and miss_big > 0.99
+
+
+def _random_batchnorm(net, torch):
+    """BatchNorm statistics that are not the identity, so that folding them matters."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def test_the_export_folds_the_heads_without_changing_the_probabilities():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import ExportWrapper, TwoStreamSegmenter
+    torch.manual_seed(1)
+    net = _random_batchnorm(TwoStreamSegmenter(), torch)
+    with torch.no_grad():
+        net.fuse.weight.normal_()  # a fusion that is not the mean of the streams
+        net.fuse.bias.normal_()
+        x = torch.rand(2, 3, 128, 128) * 255
+        scores = net(x)
+        folded = ExportWrapper(net)(x)
+        one_stream = ExportWrapper(net, ("deconv",))(x)
+    for name, probability in zip(("fused", "fcn", "deconv"), folded):
+        two_class = torch.softmax(scores[name], 1)[:, 1:2]
+        assert torch.allclose(probability, two_class, atol=1e-5), name
+    assert torch.allclose(one_stream[0], folded[2], atol=1e-6)
+
+
+def test_a_grown_network_computes_what_the_small_one_did():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter
+    from training.segmentation_widen import grow
+    torch.manual_seed(2)
+    small = _random_batchnorm(TwoStreamSegmenter(**SHAPES["shipped"]), torch)
+    large = grow(small, TwoStreamSegmenter(**SHAPES["deep"])).eval()
+    assert sum(p.numel() for p in large.parameters()) > 2 * sum(p.numel() for p in small.parameters())
+    x = torch.rand(2, 3, 128, 128) * 255
+    with torch.no_grad():
+        for a, b in zip(ExportWrapper(small)(x), ExportWrapper(large)(x)):
+            assert torch.allclose(a, b, atol=1e-5)
+        with pytest.raises(ValueError):
+            grow(large, TwoStreamSegmenter(**SHAPES["shipped"]))

@@ -25,6 +25,15 @@ CONVS_PER_STAGE = (1, 1, 2, 2, 1)  # 3x3 convs before each pooling
 DECONV_WIDTHS = (64, 48, 32, 8)  # conv after unpooling to 8, 16, 32, 64 px; at 128 px the score
 FC6_WIDTH = 128
 INPUT_SIZE = 128
+# Named network shapes (constructor arguments). "deep" adds capacity where it is cheap, at 8x8 and
+# 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.14x the time; see
+# training.segmenter_width_costs); grown from "shipped" by training.segmentation_widen.
+SHAPES = {
+    "shipped": {"widths": WIDTHS, "convs_per_stage": CONVS_PER_STAGE, "fc6_width": FC6_WIDTH,
+                "deconv_widths": DECONV_WIDTHS, "tie_break": True},
+    "deep": {"widths": WIDTHS[:4] + (160,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
+             "deconv_widths": DECONV_WIDTHS, "tie_break": True},
+}
 STREAMS = ("fcn", "deconv", "fused")
 LOSS_WEIGHTS = {"fcn": 0.5, "deconv": 0.5, "fused": 1.0}
 
@@ -56,18 +65,23 @@ def upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     return layer
 
 
-def pool_with_switches(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pool_with_switches(x: torch.Tensor, tie_break: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """2x2 max pooling and its switches as a {0, 1} mask at the input resolution.
 
-    A tiny fixed offset per position in each 2x2 window (1e-5 x 0..3) makes the arg-max unique,
-    so the mask marks exactly one pixel per window, as the switches of nn.MaxPool2d do. Why not
+    With `tie_break`, a tiny fixed offset per position in each 2x2 window (1e-5 x 0..3) makes the
+    arg-max unique, so the mask marks exactly one pixel per window, as the switches of
+    nn.MaxPool2d do. Without it, a window of equal values (all zero after a ReLU) marks all of
+    them, so unpooling copies the value there: that saves a full-size addition per stage (~6 %
+    of the network's time), but a network trained with the tie-break loses 11 % of its mask
+    pixels when it is switched off, so every shape keeps it. Why not
     MaxPool2d(return_indices=True) + MaxUnpool2d: the TorchScript ONNX exporter has no symbolic
     for aten::max_unpool2d, and ONNX Runtime's MaxPool with an indices output takes a slow
     NCHW path (4.5 ms of a 12 ms net here, against ~0.3 ms for this form).
     """
-    h, w = x.shape[-2], x.shape[-1]
-    tie_break = torch.tensor([[3.0, 2.0], [1.0, 0.0]], dtype=x.dtype) * 1e-5
-    x = x + tie_break.repeat(int(h) // 2, int(w) // 2)
+    if tie_break:
+        h, w = x.shape[-2], x.shape[-1]
+        offsets = torch.tensor([[3.0, 2.0], [1.0, 0.0]], dtype=x.dtype) * 1e-5
+        x = x + offsets.repeat(int(h) // 2, int(w) // 2)
     pooled = F.max_pool2d(x, 2)
     switches = (x == F.interpolate(pooled, scale_factor=2.0, mode="nearest")).to(x.dtype)
     return pooled, switches
@@ -82,8 +96,9 @@ class TwoStreamSegmenter(nn.Module):
     """Input: (N, 3, 128, 128) float BGR in 0..255. Output: dict of (N, 2, 128, 128) scores."""
 
     def __init__(self, widths=WIDTHS, convs_per_stage=CONVS_PER_STAGE, fc6_width=FC6_WIDTH,
-                 deconv_widths=DECONV_WIDTHS):
+                 deconv_widths=DECONV_WIDTHS, tie_break: bool = True):
         super().__init__()
+        self.tie_break = tie_break
         stages, cin = [], 3
         for width, n in zip(widths, convs_per_stage):
             layers = [conv_bn_relu(cin if i == 0 else width, width) for i in range(n)]
@@ -116,21 +131,28 @@ class TwoStreamSegmenter(nn.Module):
         x = x * (1.0 / 127.5) - 1.0
         pooled, switches = [], []
         for stage in self.stages:
-            x, switch = pool_with_switches(stage(x))
+            x, switch = pool_with_switches(stage(x), self.tie_break)
             pooled.append(x)
             switches.append(switch)
         return pooled, switches, self.fc6(x)
 
-    def fcn_stream(self, pooled, top) -> torch.Tensor:
+    def fcn_coarse(self, pooled, top) -> torch.Tensor:
+        """The FCN-8s stream's score at 16x16, before its last (x8) upsampling."""
         s = self.up5(self.score5(top)) + self.score4(pooled[3])
-        s = self.up4(s) + self.score3(pooled[2])
-        return self.up3(s)
+        return self.up4(s) + self.score3(pooled[2])
 
-    def deconv_stream(self, switches, top) -> torch.Tensor:
+    def fcn_stream(self, pooled, top) -> torch.Tensor:
+        return self.up3(self.fcn_coarse(pooled, top))
+
+    def deconv_features(self, switches, top) -> torch.Tensor:
+        """The DeconvNet stream unpooled back to 128x128, before its score conv."""
         d = self.deconv_in(top)
         for k, layer in zip(range(4, 0, -1), self.deconvs):
             d = layer(max_unpool2x(d, switches[k]))
-        return self.deconv_score(max_unpool2x(d, switches[0]))
+        return max_unpool2x(d, switches[0])
+
+    def deconv_stream(self, switches, top) -> torch.Tensor:
+        return self.deconv_score(self.deconv_features(switches, top))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled, switches, top = self.encode(x)
@@ -165,35 +187,86 @@ def segmentation_loss(scores: dict[str, torch.Tensor], target: torch.Tensor,
     return total
 
 
+def face_difference_heads(net: TwoStreamSegmenter, outputs) -> dict[str, torch.Tensor]:
+    """The last layers of the streams folded into one face-minus-background score per output.
+
+    A stream's face probability is sigmoid(score_face - score_background), and its last layers
+    (the x8 upsampling of the FCN stream, the 3x3 score conv of the Deconv stream, the 1x1 fusion)
+    are linear, so the difference can be computed directly: one x8 transposed convolution of the
+    16x16 FCN score with a channel per output that needs it, one 3x3 conv of the unpooled Deconv
+    features likewise, summed. Same probabilities (to float rounding) as the two-class layers,
+    without their 128x128 two-channel maps and the fusion conv (~5 % of the network's time).
+    Returns the transposed-conv weight "up" (2, n_up, k, k), conv weight "conv" (n_conv, C, 3, 3)
+    and bias "bias" (n_conv,), and the channel each output reads ("up_index"/"conv_index", -1: none).
+    """
+    up, conv = net.up3.weight, net.deconv_score.weight
+    up_diff = up[:, 1:2] - up[:, 0:1]
+    conv_diff, conv_bias_diff = conv[1:2] - conv[0:1], net.deconv_score.bias[1:2] - net.deconv_score.bias[0:1]
+    fuse_diff = net.fuse.weight[1, :, 0, 0] - net.fuse.weight[0, :, 0, 0]  # over (fcn bg, fcn face, deconv bg, deconv face)
+    fused_up = (up * fuse_diff[:2].view(1, 2, 1, 1)).sum(1, keepdim=True)
+    fused_conv = (conv * fuse_diff[2:].view(2, 1, 1, 1)).sum(0, keepdim=True)
+    fused_bias = (net.fuse.bias[1] - net.fuse.bias[0] + (fuse_diff[2:] * net.deconv_score.bias).sum()).view(1)
+    ups, convs, biases, up_index, conv_index = [], [], [], {}, {}
+    for name in outputs:
+        up_index[name] = conv_index[name] = -1
+        if name in ("fused", "fcn"):
+            up_index[name] = len(ups)
+            ups.append(fused_up if name == "fused" else up_diff)
+        if name in ("fused", "deconv"):
+            conv_index[name] = len(convs)
+            convs.append(fused_conv if name == "fused" else conv_diff)
+            biases.append(fused_bias if name == "fused" else conv_bias_diff)
+    return {"up": torch.cat(ups, 1) if ups else None, "conv": torch.cat(convs, 0) if convs else None,
+            "bias": torch.cat(biases) if biases else None, "up_index": up_index, "conv_index": conv_index}
+
+
 class ExportWrapper(nn.Module):
     """The graph that ships: BGR crop (N, 3, 128, 128) float 0..255 -> face probabilities
-    (N, 1, 128, 128) of the fused, FCN and Deconv streams, in this output order."""
+    (N, 1, 128, 128) of `outputs` (default the fused, FCN and Deconv streams, in this order), with
+    the streams' last layers folded (`face_difference_heads`). A single stream gives the one-stream
+    graph that times the Table 1 ablation (the exporter drops what it does not use)."""
 
     def __init__(self, net: TwoStreamSegmenter, outputs=("fused", "fcn", "deconv")):
         super().__init__()
         self.net = net
-        self.outputs = outputs
+        self.outputs = tuple(outputs)
+        with torch.no_grad():  # named initializers head_up / head_conv / head_bias in the export
+            heads = face_difference_heads(net, self.outputs)
+        for name in ("up", "conv", "bias"):
+            self.register_buffer(f"head_{name}", None if heads[name] is None else heads[name].detach().clone())
+        self.up_index, self.conv_index = heads["up_index"], heads["conv_index"]
 
     def forward(self, x):
-        scores = self.net(x)
-        # softmax over two classes, face channel = sigmoid of the score difference
-        return tuple(torch.sigmoid(scores[k][:, 1:2] - scores[k][:, 0:1]) for k in self.outputs)
+        net = self.net
+        pooled, switches, top = net.encode(x)
+        up = conv = None
+        if self.head_up is not None:
+            up = F.conv_transpose2d(net.fcn_coarse(pooled, top), self.head_up, stride=net.up3.stride,
+                                    padding=net.up3.padding)
+        if self.head_conv is not None:
+            conv = F.conv2d(net.deconv_features(switches, top), self.head_conv, self.head_bias, padding=1)
+        results = []
+        for name in self.outputs:
+            i, j = self.up_index[name], self.conv_index[name]
+            score = (up[:, i:i + 1] if i >= 0 else 0) + (conv[:, j:j + 1] if j >= 0 else 0)
+            results.append(torch.sigmoid(score))
+        return tuple(results)
 
 
-class StreamOnly(nn.Module):
-    """The network cut down to one stream, for timing the Table 1 ablation honestly."""
-
-    def __init__(self, net: TwoStreamSegmenter, stream: str):
-        super().__init__()
-        self.net, self.stream = net, stream
-
-    def forward(self, x):
-        pooled, switches, top = self.net.encode(x)
-        if self.stream == "fcn":
-            s = self.net.fcn_stream(pooled, top)
-        else:
-            s = self.net.deconv_stream(switches, top)
-        return torch.sigmoid(s[:, 1:2] - s[:, 0:1])
+def unfold_heads(up: torch.Tensor, conv: torch.Tensor, bias: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Two-class head layers that give exactly the folded heads of an export with the default
+    outputs (up and conv channels: fused, then fcn / deconv): background channels carry the fused
+    parts, face channels add the stream's difference, and the fusion reads the background
+    channels. An equivalent network, not the same parameters: fine-tuning starts where the
+    exported model is."""
+    fused_up, fcn_up = up[:, 0:1], up[:, 1:2]
+    fused_conv, deconv_conv = conv[0:1], conv[1:2]
+    fuse_weight = torch.zeros(2, 4, 1, 1)
+    fuse_weight[1, 0] = fuse_weight[1, 2] = 1.0
+    return {"up3.weight": torch.cat([fused_up, fused_up + fcn_up], 1),
+            "deconv_score.weight": torch.cat([fused_conv, fused_conv + deconv_conv], 0),
+            "deconv_score.bias": torch.stack([torch.zeros(()), bias[1]]),
+            "fuse.weight": fuse_weight, "fuse.bias": torch.stack([torch.zeros(()), bias[0]])}
 
 
 def export_onnx(module: nn.Module, path, output_names) -> None:

@@ -4,7 +4,9 @@ The exporter folds every conv + BatchNorm pair into one conv with a bias (initia
 onnx::Conv_N, in graph order); the other layers keep their PyTorch names under "net.". A folded
 pair is loaded as conv weight = folded weight and BatchNorm = identity plus the folded bias
 (gamma 1, beta bias, running mean 0, running variance 1 - eps), which reproduces the ONNX
-outputs exactly in eval mode. Fine-tune such a network with its BatchNorm layers frozen
+outputs exactly in eval mode. The streams' last layers ship folded into face-minus-background
+heads (initializers head_up, head_conv, head_bias; segmentation_net.face_difference_heads); they
+are loaded as equivalent two-class layers (segmentation_net.unfold_heads). Fine-tune such a network with its BatchNorm layers frozen
 (`freeze_batchnorm`): batch statistics would undo the folded scales.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from training.segmentation_net import TwoStreamSegmenter
+from training.segmentation_net import TwoStreamSegmenter, unfold_heads
 
 
 def conv_bn_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -36,6 +38,9 @@ def onnx_initializers(path: Path):
     model = onnx.load(str(path))
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     named = {k[len("net."):]: v for k, v in values.items() if k.startswith("net.")}
+    if {"head_up", "head_conv", "head_bias"} <= values.keys():  # an export with folded heads
+        named.update({k: v.numpy() for k, v in unfold_heads(
+            *(torch.from_numpy(np.array(values[f"head_{n}"])) for n in ("up", "conv", "bias"))).items()})
     folded = []
     for node in model.graph.node:
         if node.op_type == "Conv" and len(node.input) == 3 and node.input[1].startswith("onnx::") \

@@ -30,8 +30,9 @@ from training.segmentation_data import (AugmentOptions, SampleMaker, data_dir, h
                                         load_negative_images, lfw_parts_source, rectangle_occluded,
                                         training_sources, validation_crops)
 from training.segmentation_onnx_init import freeze_batchnorm, load_onnx_weights, output_difference
-from training.segmentation_net import (STREAMS, ExportWrapper, StreamOnly, TwoStreamSegmenter,
+from training.segmentation_net import (SHAPES, STREAMS, ExportWrapper, TwoStreamSegmenter,
                                        export_onnx, segmentation_loss)
+from training.segmentation_widen import grow
 
 REPO = Path(__file__).resolve().parents[1]
 # ---- configuration
@@ -169,6 +170,30 @@ def atomic_export(module, path: Path, outputs):
     os.replace(tmp, path)
 
 
+def load_exported(path: Path, shape: str, crops: np.ndarray) -> TwoStreamSegmenter:
+    """The network of an exported model, grown into `shape` when that is larger; exits when it does
+    not reproduce the model's outputs (a grown network without the tie-break may differ on the
+    few pixels where a window of equal values now unpools to all its positions)."""
+    for source_shape in dict.fromkeys([shape, "shipped"]):
+        try:
+            net = load_onnx_weights(TwoStreamSegmenter(**SHAPES[source_shape]), path)
+            break
+        except ValueError:
+            if source_shape == "shipped":
+                raise
+    difference = output_difference(net, path, crops)
+    print(f"loaded {path} as {source_shape!r}: difference to ONNX Runtime {difference}", flush=True)
+    if difference["mean"] > 1e-4 or difference["threshold_flips"] > 1e-4:
+        raise SystemExit(f"the network loaded from {path} does not reproduce its outputs")
+    if source_shape != shape:
+        net = grow(net.eval(), TwoStreamSegmenter(**SHAPES[shape]))
+        difference = output_difference(net, path, crops)
+        print(f"grown into {shape!r}: difference to {path} {difference}", flush=True)
+        if difference["mean"] > 1e-3 or difference["threshold_flips"] > 1e-3:
+            raise SystemExit(f"growing {path} into {shape!r} changed its outputs")
+    return net
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=40.0, help="wall-clock budget of stage 1")
@@ -194,6 +219,9 @@ def main(argv=None):
     ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
                     help="where the log and curves go (and, when resuming, the log to append to)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="shipped",
+                    help="network shape (training.segmentation_net.SHAPES); with --init-onnx of a smaller "
+                         "network, that network is grown into this shape (training.segmentation_widen)")
     ap.add_argument("--landmarks68", action="store_true",
                     help="also train on landmarks68 with build/landmarks68_masks (training.landmarks68_masks)")
     args = ap.parse_args(argv)
@@ -210,17 +238,13 @@ def main(argv=None):
     val_occluded = {"hand": hand_occluded(val, hands), "rectangle": rectangle_occluded(val)} if resuming else None
     print(f"train sources: {[(s.name, len(s)) for s in sources]}, validation crops: {len(val[0])}", flush=True)
 
-    net = TwoStreamSegmenter()
+    net = TwoStreamSegmenter(**SHAPES[args.shape])
     log, best = [], {"iou": -1.0}
     if resuming:
         if args.init:
             net.load_state_dict(torch.load(args.init))
         else:
-            load_onnx_weights(net, args.init_onnx)
-            difference = output_difference(net, args.init_onnx, val[0][:32])
-            print(f"loaded {args.init_onnx}: difference to ONNX Runtime {difference}", flush=True)
-            if difference["mean"] > 1e-4 or difference["threshold_flips"] > 1e-4:
-                raise SystemExit(f"the network loaded from {args.init_onnx} does not reproduce its outputs")
+            net = load_exported(args.init_onnx, args.shape, val[0][:32])
         previous = json.loads((args.log_dir / "log.json").read_text())
         log, main_best = previous["epochs"], previous["meta"]
     else:
@@ -246,7 +270,7 @@ def main(argv=None):
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
             "negatives": ["hands/negatives", "backgrounds", "hands/*.png composites"],
             "hand_prob": args.hand_prob, "init": str(args.init or args.init_onnx or "") or None,
-            "frozen_batchnorm": bool(args.init_onnx),
+            "frozen_batchnorm": bool(args.init_onnx), "shape": args.shape,
             ("previous_run" if resuming else "best_main"): main_best, "shipped": {"stage": best["stage"], "epoch": best["epoch"], "selection_score": best["iou"],
                         **{k: v for k, v in log[best["epoch"] - 1].items() if k.startswith("val_iou")}},
             "data_dir": str(data_dir()),
@@ -256,7 +280,7 @@ def main(argv=None):
     atomic_export(ExportWrapper(net), args.out, ("fused", "fcn", "deconv"))
     torch.save(net.state_dict(), REPO / "build" / "segmenter.pt")
     for stream in ("fcn", "deconv"):
-        atomic_export(StreamOnly(net, stream), REPO / "build" / f"segmenter_{stream}.onnx", (stream,))
+        atomic_export(ExportWrapper(net, (stream,)), REPO / "build" / f"segmenter_{stream}.onnx", (stream,))
     print(f"exported {args.out} (best: {meta['shipped']})", flush=True)
 
 
