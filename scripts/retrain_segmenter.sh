@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Retrain the shipped face segmenter (models/segmenter.onnx) from ../shared/data: the five runs of
-# training.train_segmentation that made it, each starting from the one before. PyTorch lives in
-# its own venv, .venv-train (training/requirements-train.txt), never in the run-time one.
+# training.train_segmentation that made it, each starting from the one before. They made their
+# weights with exports that kept the two-class head layers; exports now fold them (same
+# probabilities, training.segmentation_net.face_difference_heads), and a run that starts from one
+# loads equivalent two-class layers, so a rerun starts each step from the same function, not
+# from bit-for-bit the same parameters. (The shipped file is run 5's network exported again that
+# way: .venv-train/bin/python -m training.segmentation_onnx_init OLD.onnx --out models/segmenter.onnx)
+# PyTorch lives in its own venv, .venv-train (training/requirements-train.txt), never in the run-time one.
 # About 4.5 hours on two CPU cores. Logs and curves: training/logs/segmentation/ (each run after
 # the first appends to them). Run the evaluation afterwards:
 #   .venv/bin/python -m bench.bench_segmentation

@@ -98,3 +98,35 @@ def output_difference(net: TwoStreamSegmenter, path: Path, crops: np.ndarray) ->
     return {"max": float(max(np.abs(r - o).max() for r, o in pairs)),
             "mean": float(np.mean([np.abs(r - o).mean() for r, o in pairs])),
             "threshold_flips": float(np.mean([((r > 0.5) != (o > 0.5)).mean() for r, o in pairs]))}
+
+
+def reexport(source: Path, out: Path, shape: str) -> dict[str, float]:
+    """Export the network of `source` again with today's export graph (atomically), plus the
+    one-stream graphs in build/ that time Table 1; refuses when the outputs change."""
+    from training.segmentation_net import SHAPES, ExportWrapper, export_onnx
+    from training.paths import BUILD_DIR
+    net = load_onnx_weights(TwoStreamSegmenter(**SHAPES[shape]), source).eval()
+    crops = np.random.default_rng(0).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
+    BUILD_DIR.mkdir(exist_ok=True)
+    for stream in ("fcn", "deconv"):
+        export_onnx(ExportWrapper(net, (stream,)), BUILD_DIR / f"segmenter_{stream}.onnx", (stream,))
+    tmp = out.with_name(out.name + ".tmp")
+    export_onnx(ExportWrapper(net), tmp, ("fused", "fcn", "deconv"))
+    difference = output_difference(net, source, crops)
+    again = output_difference(net, tmp, crops)
+    if max(difference["mean"], again["mean"]) > 1e-4 or max(difference["threshold_flips"], again["threshold_flips"]) > 1e-4:
+        tmp.unlink()
+        raise SystemExit(f"re-exporting {source} changed its outputs: {difference}, {again}")
+    tmp.replace(out)
+    return again
+
+
+if __name__ == "__main__":
+    import argparse
+    from training.segmentation_net import SHAPES
+    ap = argparse.ArgumentParser(description="Export a trained segmenter again with today's export graph.")
+    ap.add_argument("source", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="shipped")
+    args = ap.parse_args()
+    print(f"wrote {args.out}; difference to {args.source}: {reexport(args.source, args.out, args.shape)}")

@@ -23,6 +23,7 @@ import torch
 from core.files import write_text
 from training.segmentation_net import (CONVS_PER_STAGE, FC6_WIDTH, WIDTHS, ExportWrapper, TwoStreamSegmenter,
                                        export_onnx)
+from training.segmentation_net import SHAPES as NET_SHAPES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,6 +41,8 @@ SHAPES = {
     "stages 3-5 wider": shape((8, 32, 64, 96, 128), CONVS_PER_STAGE, FC6_WIDTH),
     "stages 4-5 deeper and wider": shape((8, 32, 48, 96, 128), (1, 1, 2, 3, 2), 192),
     "twice the widths": shape(tuple(2 * w for w in WIDTHS), CONVS_PER_STAGE, 2 * FC6_WIDTH),
+    "deep (stage 5: 2 x 160, fc6 256)": NET_SHAPES["deep"],
+    "deep_light (stage 5: 2 x 128, fc6 192)": NET_SHAPES["deep_light"],
 }
 
 
