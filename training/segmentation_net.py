@@ -26,16 +26,16 @@ DECONV_WIDTHS = (64, 48, 32, 8)  # conv after unpooling to 8, 16, 32, 64 px; at 
 FC6_WIDTH = 128
 INPUT_SIZE = 128
 # Named network shapes (constructor arguments). "deep" adds capacity where it is cheap, at 8x8 and
-# 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.13x the time; see
+# 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.14x the time; see
 # training.segmenter_width_costs); grown from "shipped" by training.segmentation_widen.
 SHAPES = {
     "shipped": {"widths": WIDTHS, "convs_per_stage": CONVS_PER_STAGE, "fc6_width": FC6_WIDTH,
-                "deconv_widths": DECONV_WIDTHS, "tie_break": True},
+                "deconv_widths": DECONV_WIDTHS},
     "deep": {"widths": WIDTHS[:4] + (160,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
-             "deconv_widths": DECONV_WIDTHS, "tie_break": True},
-    # half the added cost of "deep" (~1.07x the time): "deep" gained hand IoU but missed 5 ms
+             "deconv_widths": DECONV_WIDTHS},
+    # about half the added cost of "deep" (~1.08x the time): "deep" gained hand IoU but missed 5 ms
     "deep_light": {"widths": WIDTHS[:4] + (128,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 192,
-                   "deconv_widths": DECONV_WIDTHS, "tie_break": True},
+                   "deconv_widths": DECONV_WIDTHS},
 }
 STREAMS = ("fcn", "deconv", "fused")
 LOSS_WEIGHTS = {"fcn": 0.5, "deconv": 0.5, "fused": 1.0}
@@ -68,23 +68,20 @@ def upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     return layer
 
 
-def pool_with_switches(x: torch.Tensor, tie_break: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def pool_with_switches(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """2x2 max pooling and its switches as a {0, 1} mask at the input resolution.
 
-    With `tie_break`, a tiny fixed offset per position in each 2x2 window (1e-5 x 0..3) makes the
-    arg-max unique, so the mask marks exactly one pixel per window, as the switches of
-    nn.MaxPool2d do. Without it, a window of equal values (all zero after a ReLU) marks all of
-    them, so unpooling copies the value there: that saves a full-size addition per stage (~6 %
-    of the network's time), but a network trained with the tie-break loses 11 % of its mask
-    pixels when it is switched off, so every shape keeps it. Why not
+    A tiny fixed offset per position in each 2x2 window (1e-5 x 0..3) makes the arg-max unique,
+    so the mask marks exactly one pixel per window, as the switches of nn.MaxPool2d do. (Without
+    it a window of equal values, all zero after a ReLU, would mark all four: ~6 % less time, but
+    the trained network then changes side of 0.5 on 11 % of its pixels.) Why not
     MaxPool2d(return_indices=True) + MaxUnpool2d: the TorchScript ONNX exporter has no symbolic
     for aten::max_unpool2d, and ONNX Runtime's MaxPool with an indices output takes a slow
     NCHW path (4.5 ms of a 12 ms net here, against ~0.3 ms for this form).
     """
-    if tie_break:
-        h, w = x.shape[-2], x.shape[-1]
-        offsets = torch.tensor([[3.0, 2.0], [1.0, 0.0]], dtype=x.dtype) * 1e-5
-        x = x + offsets.repeat(int(h) // 2, int(w) // 2)
+    h, w = x.shape[-2], x.shape[-1]
+    tie_break = torch.tensor([[3.0, 2.0], [1.0, 0.0]], dtype=x.dtype) * 1e-5
+    x = x + tie_break.repeat(int(h) // 2, int(w) // 2)
     pooled = F.max_pool2d(x, 2)
     switches = (x == F.interpolate(pooled, scale_factor=2.0, mode="nearest")).to(x.dtype)
     return pooled, switches
@@ -99,9 +96,8 @@ class TwoStreamSegmenter(nn.Module):
     """Input: (N, 3, 128, 128) float BGR in 0..255. Output: dict of (N, 2, 128, 128) scores."""
 
     def __init__(self, widths=WIDTHS, convs_per_stage=CONVS_PER_STAGE, fc6_width=FC6_WIDTH,
-                 deconv_widths=DECONV_WIDTHS, tie_break: bool = True):
+                 deconv_widths=DECONV_WIDTHS):
         super().__init__()
-        self.tie_break = tie_break
         stages, cin = [], 3
         for width, n in zip(widths, convs_per_stage):
             layers = [conv_bn_relu(cin if i == 0 else width, width) for i in range(n)]
@@ -134,7 +130,7 @@ class TwoStreamSegmenter(nn.Module):
         x = x * (1.0 / 127.5) - 1.0
         pooled, switches = [], []
         for stage in self.stages:
-            x, switch = pool_with_switches(stage(x), self.tie_break)
+            x, switch = pool_with_switches(stage(x))
             pooled.append(x)
             switches.append(switch)
         return pooled, switches, self.fc6(x)
