@@ -29,7 +29,7 @@ import torch
 from training.segmentation_data import (AugmentOptions, SampleMaker, data_dir, hand_occluded, load_hands,
                                         load_negative_images, lfw_parts_source, rectangle_occluded,
                                         training_sources, validation_crops)
-from training.segmentation_onnx_init import freeze_batchnorm, load_onnx_weights, output_difference
+from training.segmentation_onnx_init import freeze_batchnorm, load_onnx_weights, output_difference, reproduces
 from training.segmentation_net import (SHAPES, STREAMS, ExportWrapper, TwoStreamSegmenter,
                                        export_onnx, segmentation_loss)
 from training.segmentation_widen import grow
@@ -171,9 +171,8 @@ def atomic_export(module, path: Path, outputs):
 
 
 def load_exported(path: Path, shape: str, crops: np.ndarray) -> TwoStreamSegmenter:
-    """The network of an exported model, grown into `shape` when that is larger; exits when it does
-    not reproduce the model's outputs (a grown network without the tie-break may differ on the
-    few pixels where a window of equal values now unpools to all its positions)."""
+    """The network of an exported model, grown into `shape` when that is larger; exits when it, or
+    the grown network, does not reproduce the model's outputs."""
     for source_shape in dict.fromkeys([shape, "shipped"]):
         try:
             net = load_onnx_weights(TwoStreamSegmenter(**SHAPES[source_shape]), path)
@@ -183,13 +182,13 @@ def load_exported(path: Path, shape: str, crops: np.ndarray) -> TwoStreamSegment
                 raise
     difference = output_difference(net, path, crops)
     print(f"loaded {path} as {source_shape!r}: difference to ONNX Runtime {difference}", flush=True)
-    if difference["mean"] > 1e-4 or difference["threshold_flips"] > 1e-4:
+    if not reproduces(difference):
         raise SystemExit(f"the network loaded from {path} does not reproduce its outputs")
     if source_shape != shape:
         net = grow(net.eval(), TwoStreamSegmenter(**SHAPES[shape]))
         difference = output_difference(net, path, crops)
         print(f"grown into {shape!r}: difference to {path} {difference}", flush=True)
-        if difference["mean"] > 1e-3 or difference["threshold_flips"] > 1e-3:
+        if not reproduces(difference):
             raise SystemExit(f"growing {path} into {shape!r} changed its outputs")
     return net
 
