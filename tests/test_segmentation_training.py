@@ -208,12 +208,80 @@ def test_a_grown_network_computes_what_the_small_one_did():
     from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter
     from training.segmentation_widen import grow
     torch.manual_seed(2)
-    small = _random_batchnorm(TwoStreamSegmenter(**SHAPES["shipped"]), torch)
-    large = grow(small, TwoStreamSegmenter(**SHAPES["deep"])).eval()
+    small = _random_batchnorm(TwoStreamSegmenter(**SHAPES["base"], switches="tie_break"), torch)
+    large = grow(small, TwoStreamSegmenter(**SHAPES["deep"], switches="tie_break")).eval()
     assert sum(p.numel() for p in large.parameters()) > 2 * sum(p.numel() for p in small.parameters())
     x = torch.rand(2, 3, 128, 128) * 255
     with torch.no_grad():
         for a, b in zip(ExportWrapper(small)(x), ExportWrapper(large)(x)):
             assert torch.allclose(a, b, atol=1e-5)
         with pytest.raises(ValueError):
-            grow(large, TwoStreamSegmenter(**SHAPES["shipped"]))
+            grow(large, TwoStreamSegmenter(**SHAPES["base"], switches="tie_break"))
+
+
+def test_switches_send_each_value_back_to_where_its_windows_maximum_was():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import max_unpool2x, pool_with_switches
+    z = torch.tensor([[[[1.0, 5.0, -1.0, -3.0],   # before the ReLU: the top-right window is all
+                        [2.0, 3.0, -2.0, -0.5],   # zero after it
+                        [0.5, 0.2, 7.0, 7.5],
+                        [0.1, 0.9, 6.0, 1.0]]]])
+    for mode in ("difference", "tie_break"):
+        pooled, switches = pool_with_switches(z, mode)
+        assert pooled.flatten().tolist() == pytest.approx([5.0, 0.0, 0.9, 7.5], abs=1e-4)
+        back = max_unpool2x(torch.full_like(pooled, 2.0), switches, mode)[0, 0]
+        assert back[0, 1] == back[3, 1] == back[2, 3] == 2 and int((back > 0).sum()) == 4
+        # the all-zero window: the largest value before the ReLU, or the tie-break's top-left
+        assert back[1, 3] == 2 if mode == "difference" else back[0, 2] == 2
+
+
+def test_difference_switches_spread_only_exact_ties():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import max_unpool2x, pool_with_switches
+    z = torch.tensor([[[[3.0, 3.0], [3.0, 3.0 - 1e-4]]]])
+    back = max_unpool2x(torch.ones(1, 1, 1, 1), pool_with_switches(z)[1])[0, 0]
+    assert back.flatten().tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_an_export_with_difference_switches_stays_in_blocked_ops_and_computes_what_torch_does(tmp_path):
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
+    from training.segmentation_net import ExportWrapper, TwoStreamSegmenter, export_onnx
+    from training.segmentation_onnx_init import load_onnx_weights, output_difference, switches_of
+    torch.manual_seed(3)
+    crops = np.random.default_rng(0).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
+    for mode in ("difference", "tie_break"):
+        net = _random_batchnorm(TwoStreamSegmenter(switches=mode), torch)
+        path = tmp_path / f"{mode}.onnx"
+        export_onnx(ExportWrapper(net), path, ("fused", "fcn", "deconv"))
+        ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+        assert ("Equal" in ops) == ("Cast" in ops) == (mode == "tie_break")
+        assert switches_of(path) == mode
+        assert output_difference(net, path, crops)["mean"] < 1e-5
+        loaded = load_onnx_weights(TwoStreamSegmenter(switches=switches_of(path)), path)
+        assert output_difference(loaded, path, crops)["threshold_flips"] == 0.0
+
+
+def test_networks_that_keep_their_switches_differently_are_not_grown_into_each_other():
+    pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import SHAPES, TwoStreamSegmenter
+    from training.segmentation_widen import grow
+    with pytest.raises(ValueError, match="switches"):
+        grow(TwoStreamSegmenter(switches="tie_break"), TwoStreamSegmenter(**SHAPES["deep"]))
+    with pytest.raises(ValueError, match="switches"):
+        TwoStreamSegmenter(switches="argmax")
+
+
+def test_a_run_started_from_an_export_grows_it_then_moves_it_to_the_switches_asked_for(tmp_path):
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    pytest.importorskip("onnx", reason="reading ONNX initializers needs the onnx package (.venv-train)")
+    from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter, export_onnx
+    from training.train_segmentation import load_exported
+    torch.manual_seed(4)
+    path = tmp_path / "base.onnx"
+    export_onnx(ExportWrapper(_random_batchnorm(TwoStreamSegmenter(switches="tie_break"), torch)), path,
+                ("fused", "fcn", "deconv"))
+    crops = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    net = load_exported(path, "deep", crops, "difference")
+    assert net.switches == "difference"
+    assert net.stages[4][1][0].weight.shape[0] == SHAPES["deep"]["widths"][4]

@@ -27,9 +27,9 @@ FC6_WIDTH = 128
 INPUT_SIZE = 128
 # Named network shapes (constructor arguments). "deep" adds capacity where it is cheap, at 8x8 and
 # 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.14x the time; see
-# training.segmenter_width_costs); grown from "shipped" by training.segmentation_widen.
+# training.segmenter_width_costs); grown from "base" by training.segmentation_widen.
 SHAPES = {
-    "shipped": {"widths": WIDTHS, "convs_per_stage": CONVS_PER_STAGE, "fc6_width": FC6_WIDTH,
+    "base": {"widths": WIDTHS, "convs_per_stage": CONVS_PER_STAGE, "fc6_width": FC6_WIDTH,
                 "deconv_widths": DECONV_WIDTHS},
     "deep": {"widths": WIDTHS[:4] + (160,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
              "deconv_widths": DECONV_WIDTHS},
@@ -68,36 +68,79 @@ def upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     return layer
 
 
-def pool_with_switches(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """2x2 max pooling and its switches as a {0, 1} mask at the input resolution.
+SWITCHES = ("difference", "tie_break")  # how the pooling switches are kept (pool_with_switches)
+SWITCH_SHARPNESS = 1e6  # "difference" unpooling: a value lands where its window's maximum was
 
-    A tiny fixed offset per position in each 2x2 window (1e-5 x 0..3) makes the arg-max unique,
-    so the mask marks exactly one pixel per window, as the switches of nn.MaxPool2d do. (Without
-    it a window of equal values, all zero after a ReLU, would mark all four: ~6 % less time, but
-    the trained network then changes side of 0.5 on 11 % of its pixels.) Why not
-    MaxPool2d(return_indices=True) + MaxUnpool2d: the TorchScript ONNX exporter has no symbolic
-    for aten::max_unpool2d, and ONNX Runtime's MaxPool with an indices output takes a slow
-    NCHW path (4.5 ms of a 12 ms net here, against ~0.3 ms for this form).
+
+def _depthwise(x: torch.Tensor, scale: float, bias: float | None = None) -> torch.Tensor:
+    """scale * x (+ bias) per channel as a 1x1 depthwise conv: the form ONNX Runtime keeps in its
+    blocked NCHWc layout (a Sub or a Mul by a constant would be reordered to NCHW and back)."""
+    c = int(x.shape[1])
+    return F.conv2d(x, torch.full((c, 1, 1, 1), float(scale)),
+                    None if bias is None else torch.full((c,), float(bias)), groups=c)
+
+
+def pool_with_switches(z: torch.Tensor, mode: str = "difference") -> tuple[torch.Tensor, torch.Tensor]:
+    """2x2 max pooling of relu(z) and its switches at the input resolution, where `z` is the
+    stage's last conv + BN before its ReLU. Returns (pooled, switches), kept one of two ways.
+
+    "difference" (the default): z minus its window's maximum, 0 where the maximum was and
+    negative elsewhere; `max_unpool2x` turns it into relu(value + 1e6 * difference). Before the
+    ReLU the maximum is unique even where relu(z) is zero all over the window, and every op stays
+    in ONNX Runtime's blocked NCHWc layout: about a tenth less time for the network than the mask
+    below (training.segmenter_width_costs). Pooling commutes with the ReLU: pooled = relu(max z).
+    "tie_break" (what the networks before 2026-12-01 were trained with): a {0, 1} mask of the
+    arg-max of relu(z), made unique by a tiny fixed offset per position in each window (1e-5 x
+    0..3: the top-left wins a window of zeros), as the switches of nn.MaxPool2d; its Equal / Cast
+    ops leave the blocked layout (reorders both ways). Moving a network from one to the other
+    changes only where all-zero windows unpool (lfw_parts validation IoU 0.910 -> 0.904 before
+    any fine-tuning, for the "deep" network).
+    Why not MaxPool2d(return_indices=True) + MaxUnpool2d: the TorchScript ONNX exporter has no
+    symbolic for aten::max_unpool2d, and ONNX Runtime's MaxPool with an indices output takes a
+    slow NCHW path (4.5 ms of a 12 ms net here).
     """
-    h, w = x.shape[-2], x.shape[-1]
-    tie_break = torch.tensor([[3.0, 2.0], [1.0, 0.0]], dtype=x.dtype) * 1e-5
-    x = x + tie_break.repeat(int(h) // 2, int(w) // 2)
-    pooled = F.max_pool2d(x, 2)
-    switches = (x == F.interpolate(pooled, scale_factor=2.0, mode="nearest")).to(x.dtype)
-    return pooled, switches
+    if mode == "tie_break":
+        x = F.relu(z)
+        h, w = x.shape[-2], x.shape[-1]
+        tie_break = torch.tensor([[3.0, 2.0], [1.0, 0.0]], dtype=x.dtype) * 1e-5
+        x = x + tie_break.repeat(int(h) // 2, int(w) // 2)
+        pooled = F.max_pool2d(x, 2)
+        switches = (x == F.interpolate(pooled, scale_factor=2.0, mode="nearest")).to(x.dtype)
+        return pooled, switches
+    if mode != "difference":
+        raise ValueError(f"switches must be one of {SWITCHES}, got {mode!r}")
+    top = F.max_pool2d(z, 2)
+    up = F.interpolate(top, scale_factor=2.0, mode="nearest")
+    if torch.onnx.is_in_onnx_export():
+        return F.relu(top), z + _depthwise(up, -1.0)  # the same floats: -1 * up is exact
+    return F.relu(top), (z - up).detach()  # switches carry no gradient, as the mask's Equal does not
 
 
-def max_unpool2x(values: torch.Tensor, switches: torch.Tensor) -> torch.Tensor:
+def preactivation(stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """A stage's output before its last ReLU (its blocks are conv + BN + ReLU)."""
+    last = stage[-1]
+    return last[1](last[0](stage[:-1](x)))
+
+
+def max_unpool2x(values: torch.Tensor, switches: torch.Tensor, mode: str = "difference") -> torch.Tensor:
     """Max-unpooling by 2: each value goes back to the position its window's maximum came from."""
-    return F.interpolate(values, scale_factor=2.0, mode="nearest") * switches
+    up = F.interpolate(values, scale_factor=2.0, mode="nearest")
+    if mode == "tie_break":
+        return up * switches
+    if torch.onnx.is_in_onnx_export():  # the add fuses into the depthwise conv, the ReLU too
+        return F.relu(up + _depthwise(switches, SWITCH_SHARPNESS))
+    return F.relu(up + SWITCH_SHARPNESS * switches)
 
 
 class TwoStreamSegmenter(nn.Module):
     """Input: (N, 3, 128, 128) float BGR in 0..255. Output: dict of (N, 2, 128, 128) scores."""
 
     def __init__(self, widths=WIDTHS, convs_per_stage=CONVS_PER_STAGE, fc6_width=FC6_WIDTH,
-                 deconv_widths=DECONV_WIDTHS):
+                 deconv_widths=DECONV_WIDTHS, switches: str = "difference"):
         super().__init__()
+        if switches not in SWITCHES:
+            raise ValueError(f"switches must be one of {SWITCHES}, got {switches!r}")
+        self.switches = switches  # how pooling switches are kept (pool_with_switches)
         stages, cin = [], 3
         for width, n in zip(widths, convs_per_stage):
             layers = [conv_bn_relu(cin if i == 0 else width, width) for i in range(n)]
@@ -130,7 +173,7 @@ class TwoStreamSegmenter(nn.Module):
         x = x * (1.0 / 127.5) - 1.0
         pooled, switches = [], []
         for stage in self.stages:
-            x, switch = pool_with_switches(stage(x))
+            x, switch = pool_with_switches(preactivation(stage, x), self.switches)
             pooled.append(x)
             switches.append(switch)
         return pooled, switches, self.fc6(x)
@@ -147,8 +190,8 @@ class TwoStreamSegmenter(nn.Module):
         """The DeconvNet stream unpooled back to 128x128, before its score conv."""
         d = self.deconv_in(top)
         for k, layer in zip(range(4, 0, -1), self.deconvs):
-            d = layer(max_unpool2x(d, switches[k]))
-        return max_unpool2x(d, switches[0])
+            d = layer(max_unpool2x(d, switches[k], self.switches))
+        return max_unpool2x(d, switches[0], self.switches)
 
     def deconv_stream(self, switches, top) -> torch.Tensor:
         return self.deconv_score(self.deconv_features(switches, top))

@@ -49,6 +49,13 @@ def onnx_initializers(path: Path):
     return named, folded
 
 
+def switches_of(path: Path) -> str:
+    """How an exported segmenter keeps its pooling switches (segmentation_net.pool_with_switches):
+    "tie_break" when its graph compares with Equal (exports before 2026-12-01), else "difference"."""
+    import onnx
+    return "tie_break" if any(n.op_type == "Equal" for n in onnx.load(str(path)).graph.node) else "difference"
+
+
 def load_onnx_weights(net: TwoStreamSegmenter, path: Path) -> TwoStreamSegmenter:
     """Copy the weights of `path` into `net` (same architecture); raises ValueError on a mismatch."""
     named, folded = onnx_initializers(path)
@@ -70,6 +77,19 @@ def load_onnx_weights(net: TwoStreamSegmenter, path: Path) -> TwoStreamSegmenter
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
     return net
+
+
+def load_exported_network(path: Path) -> tuple[TwoStreamSegmenter, str]:
+    """The network of an exported segmenter, whatever its shape (segmentation_net.SHAPES) and
+    switches (`switches_of`), in eval mode, and the shape's name; ValueError when none fits."""
+    from training.segmentation_net import SHAPES
+    switches = switches_of(path)
+    for shape, kwargs in SHAPES.items():
+        try:
+            return load_onnx_weights(TwoStreamSegmenter(**kwargs, switches=switches), path).eval(), shape
+        except ValueError:
+            continue
+    raise ValueError(f"{path}: no network shape in training.segmentation_net.SHAPES fits its weights")
 
 
 def freeze_batchnorm(net: nn.Module) -> None:
@@ -105,12 +125,12 @@ def reproduces(difference: dict[str, float]) -> bool:
     return difference["mean"] <= 1e-4 and difference["threshold_flips"] <= 1e-4
 
 
-def reexport(source: Path, out: Path, shape: str) -> dict[str, float]:
+def reexport(source: Path, out: Path) -> dict[str, float]:
     """Export the network of `source` again with today's export graph (atomically), plus the
     one-stream graphs in build/ that time Table 1; refuses when the outputs change."""
-    from training.segmentation_net import SHAPES, ExportWrapper, export_onnx
+    from training.segmentation_net import ExportWrapper, export_onnx
     from training.paths import BUILD_DIR
-    net = load_onnx_weights(TwoStreamSegmenter(**SHAPES[shape]), source).eval()
+    net, _ = load_exported_network(source)
     crops = np.random.default_rng(0).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
     BUILD_DIR.mkdir(exist_ok=True)
     for stream in ("fcn", "deconv"):
@@ -128,10 +148,8 @@ def reexport(source: Path, out: Path, shape: str) -> dict[str, float]:
 
 if __name__ == "__main__":
     import argparse
-    from training.segmentation_net import SHAPES
     ap = argparse.ArgumentParser(description="Export a trained segmenter again with today's export graph.")
     ap.add_argument("source", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="shipped")
     args = ap.parse_args()
-    print(f"wrote {args.out}; difference to {args.source}: {reexport(args.source, args.out, args.shape)}")
+    print(f"wrote {args.out}; difference to {args.source}: {reexport(args.source, args.out)}")

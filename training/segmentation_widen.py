@@ -10,6 +10,10 @@ the small one ended:
     the output is unchanged while every new weight still gets a gradient;
   * an added conv in a stage starts as the identity (its input is a ReLU output, so
     ReLU(identity) = identity), with BatchNorm as the identity too.
+Exact for networks that keep their pooling switches as a tie-broken mask ("tie_break"). With
+"difference" switches, read before the stage's last ReLU, an added last conv makes that input
+the ReLU's output, so all-zero windows then unpool to all four positions: grow a "tie_break"
+network and change its switches afterwards (train_segmentation.load_exported does).
 The source network must come from `segmentation_onnx_init.load_onnx_weights` or be in eval mode
 with its BatchNorm folded the same way; the grown network is meant to be fine-tuned with
 BatchNorm frozen (`freeze_batchnorm`), like any network started from an exported model.
@@ -67,7 +71,11 @@ def _identity_block(block: nn.Sequential) -> None:
 @torch.no_grad()
 def grow(small: TwoStreamSegmenter, large: TwoStreamSegmenter) -> TwoStreamSegmenter:
     """Copy `small` into `large` (every width and stage depth at least as large) so that both give
-    the same scores; returns `large`. Raises ValueError when `large` is smaller anywhere."""
+    the same scores; returns `large`. Raises ValueError when `large` is smaller anywhere or keeps
+    its pooling switches another way."""
+    if small.switches != large.switches:
+        raise ValueError(f"the networks keep their switches differently: {small.switches!r}, {large.switches!r}")
+    # (exact for "tie_break" switches; see the module's docstring for "difference")
     for s_stage, l_stage in zip(small.stages, large.stages):
         if len(l_stage) < len(s_stage):
             raise ValueError("the larger network has fewer convs in a stage")

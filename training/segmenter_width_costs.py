@@ -5,7 +5,8 @@ so more hand IoU needs more capacity; this says how much of the 5 ms budget capa
 
     .venv-train/bin/python -m training.segmenter_width_costs [--runs 200]
 
-Prints parameters, median ms per 128x128 crop and the ratio to the shipped shape; saves
+Prints parameters, median ms per 128x128 crop and the ratio to the network shipped until
+2026-12-01 (shipped shape, switches kept as a tie-broken mask); saves
 bench/results/segmenter_width_costs.json. Weights do not change the time, only the shape does.
 """
 from __future__ import annotations
@@ -34,15 +35,19 @@ def shape(widths, convs, fc6) -> dict:
             "deconv_widths": (widths[3], widths[2], widths[1], widths[0])}
 
 
-SHAPES = {
-    "shipped": shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH),
-    "shipped (second copy)": shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH),
+BASELINE = "shipped shape, tie-break switches"  # the network shipped until 2026-12-01; ratios are to it
+TIE_BREAK = {"switches": "tie_break"}
+SHAPES = {  # every other row keeps its pooling switches as differences (segmentation_net.pool_with_switches)
+    BASELINE: {**shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH), **TIE_BREAK},
+    "shipped shape, tie-break switches (second copy)": {**shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH), **TIE_BREAK},
+    "shipped shape": shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH),
     "stage 1 doubled": shape((16,) + tuple(WIDTHS[1:]), CONVS_PER_STAGE, FC6_WIDTH),
     "stages 3-5 wider": shape((8, 32, 64, 96, 128), CONVS_PER_STAGE, FC6_WIDTH),
     "stages 4-5 deeper and wider": shape((8, 32, 48, 96, 128), (1, 1, 2, 3, 2), 192),
     "twice the widths": shape(tuple(2 * w for w in WIDTHS), CONVS_PER_STAGE, 2 * FC6_WIDTH),
     "deep (stage 5: 2 x 160, fc6 256)": NET_SHAPES["deep"],
     "deep_light (stage 5: 2 x 128, fc6 192)": NET_SHAPES["deep_light"],
+    "deep, tie-break switches": {**NET_SHAPES["deep"], **TIE_BREAK},
 }
 
 
@@ -75,15 +80,17 @@ def main(argv=None) -> None:
                 t0 = time.perf_counter()
                 s.run(None, {"crop_bgr": crop})
                 times[name].append((time.perf_counter() - t0) * 1000.0)
-    shipped = float(np.median(times["shipped"]))
+    shipped = float(np.median(times[BASELINE]))
     rows = []
     for name, ms in times.items():
         median = float(np.median(ms))
-        rows.append({"shape": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in SHAPES[name].items()},
-                     "parameters": params[name], "ms_median": median, "ratio_to_shipped": median / shipped})
-        print(f"{name:28s} {params[name]:>9,d} parameters  {median:5.2f} ms  x{median / shipped:.2f}")
+        kwargs = {"switches": "difference", **SHAPES[name]}
+        rows.append({"shape": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+                     "parameters": params[name], "ms_median": median, "ratio_to_baseline": median / shipped})
+        print(f"{name:48s} {params[name]:>9,d} parameters  {median:5.2f} ms  x{median / shipped:.2f}")
     out = REPO / "bench" / "results" / "segmenter_width_costs.json"
-    write_text(out, json.dumps({"runs": args.runs, "onnxruntime": ort.__version__, "rows": rows}, indent=1))
+    write_text(out, json.dumps({"runs": args.runs, "onnxruntime": ort.__version__, "baseline": BASELINE,
+                                "rows": rows}, indent=1))
     print(f"wrote {out}")
 
 

@@ -29,8 +29,8 @@ import torch
 from training.segmentation_data import (AugmentOptions, SampleMaker, data_dir, hand_occluded, load_hands,
                                         load_negative_images, lfw_parts_source, rectangle_occluded,
                                         training_sources, validation_crops)
-from training.segmentation_onnx_init import freeze_batchnorm, load_onnx_weights, output_difference, reproduces
-from training.segmentation_net import (SHAPES, STREAMS, ExportWrapper, TwoStreamSegmenter,
+from training.segmentation_onnx_init import freeze_batchnorm, load_exported_network, output_difference, reproduces
+from training.segmentation_net import (SHAPES, STREAMS, SWITCHES, ExportWrapper, TwoStreamSegmenter,
                                        export_onnx, segmentation_loss)
 from training.segmentation_widen import grow
 
@@ -170,26 +170,25 @@ def atomic_export(module, path: Path, outputs):
     os.replace(tmp, path)
 
 
-def load_exported(path: Path, shape: str, crops: np.ndarray) -> TwoStreamSegmenter:
-    """The network of an exported model, grown into `shape` when that is larger; exits when it, or
-    the grown network, does not reproduce the model's outputs."""
-    for source_shape in dict.fromkeys([shape, "shipped"]):
-        try:
-            net = load_onnx_weights(TwoStreamSegmenter(**SHAPES[source_shape]), path)
-            break
-        except ValueError:
-            if source_shape == "shipped":
-                raise
+def load_exported(path: Path, shape: str, crops: np.ndarray, switches: str = "difference") -> TwoStreamSegmenter:
+    """The network of an exported model, grown into `shape` when that is larger, then set to keep its
+    pooling switches as `switches` says; exits when the loaded or grown network does not reproduce
+    the model's outputs (before the switches change, which changes the function: fine-tune after)."""
+    net, source_shape = load_exported_network(path)
     difference = output_difference(net, path, crops)
     print(f"loaded {path} as {source_shape!r}: difference to ONNX Runtime {difference}", flush=True)
     if not reproduces(difference):
         raise SystemExit(f"the network loaded from {path} does not reproduce its outputs")
     if source_shape != shape:
-        net = grow(net.eval(), TwoStreamSegmenter(**SHAPES[shape]))
+        net = grow(net, TwoStreamSegmenter(**SHAPES[shape], switches=net.switches))
         difference = output_difference(net, path, crops)
         print(f"grown into {shape!r}: difference to {path} {difference}", flush=True)
         if not reproduces(difference):
             raise SystemExit(f"growing {path} into {shape!r} changed its outputs")
+    if switches != net.switches:
+        source_switches, net.switches = net.switches, switches
+        print(f"switches {source_switches!r} -> {switches!r}: difference to {path} "
+              f"{output_difference(net, path, crops)}", flush=True)
     return net
 
 
@@ -218,9 +217,12 @@ def main(argv=None):
     ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
                     help="where the log and curves go (and, when resuming, the log to append to)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="shipped",
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="base",
                     help="network shape (training.segmentation_net.SHAPES); with --init-onnx of a smaller "
                          "network, that network is grown into this shape (training.segmentation_widen)")
+    ap.add_argument("--switches", choices=SWITCHES, default="difference",
+                    help="how the pooling switches are kept (segmentation_net.pool_with_switches); with "
+                         "--init-onnx of a network trained the other way, its function changes: fine-tune")
     ap.add_argument("--landmarks68", action="store_true",
                     help="also train on landmarks68 with build/landmarks68_masks (training.landmarks68_masks)")
     args = ap.parse_args(argv)
@@ -237,13 +239,13 @@ def main(argv=None):
     val_occluded = {"hand": hand_occluded(val, hands), "rectangle": rectangle_occluded(val)} if resuming else None
     print(f"train sources: {[(s.name, len(s)) for s in sources]}, validation crops: {len(val[0])}", flush=True)
 
-    net = TwoStreamSegmenter(**SHAPES[args.shape])
+    net = TwoStreamSegmenter(**SHAPES[args.shape], switches=args.switches)
     log, best = [], {"iou": -1.0}
     if resuming:
         if args.init:
             net.load_state_dict(torch.load(args.init))
         else:
-            net = load_exported(args.init_onnx, args.shape, val[0][:32])
+            net = load_exported(args.init_onnx, args.shape, val[0][:32], args.switches)
         previous = json.loads((args.log_dir / "log.json").read_text())
         log, main_best = previous["epochs"], previous["meta"]
     else:
@@ -269,7 +271,7 @@ def main(argv=None):
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
             "negatives": ["hands/negatives", "backgrounds", "hands/*.png composites"],
             "hand_prob": args.hand_prob, "init": str(args.init or args.init_onnx or "") or None,
-            "frozen_batchnorm": bool(args.init_onnx), "shape": args.shape,
+            "frozen_batchnorm": bool(args.init_onnx), "shape": args.shape, "switches": net.switches,
             ("previous_run" if resuming else "best_main"): main_best, "shipped": {"stage": best["stage"], "epoch": best["epoch"], "selection_score": best["iou"],
                         **{k: v for k, v in log[best["epoch"] - 1].items() if k.startswith("val_iou")}},
             "data_dir": str(data_dir()),
