@@ -9,10 +9,12 @@ One shared encoder of five conv + max-pool stages (128 -> 64 -> 32 -> 16 -> 8 ->
 The two 2-channel scores are concatenated and a 1x1 conv gives the fused score. Training loss:
 0.5 * CE(fcn) + 0.5 * CE(deconv) + 1.0 * CE(fused).
 
-Widths: VGG-16 (64..512, 13 convs) costs ~5 GMAC at 128x128, far beyond 5 ms on one core. We keep
-VGG's shape (two convs in early stages, widths doubling) at WIDTHS = (16, 32, 48, 64, 96), which
-measured ~3 ms per 128x128 crop in ONNX Runtime 1.20.1 on one thread of this machine (see
-bench/bench_segmentation.py); a face/non-face task needs far fewer features than 21-class VOC.
+Widths: VGG-16 (64..512, 13 convs) costs ~5 GMAC at 128x128, far beyond 5 ms on one core. The
+"base" shape keeps VGG's outline (two convs in the middle stages, widths growing) at WIDTHS =
+(8, 32, 48, 64, 96), chosen by timing untrained exports on one ONNX Runtime thread
+(training.segmenter_width_costs); a face/non-face task needs far fewer features than 21-class
+VOC. What ships is the "deep" shape (SHAPES), grown from a trained base network: the added
+capacity sits at 8x8 and 4x4, where it is cheap.
 """
 from __future__ import annotations
 
@@ -25,15 +27,15 @@ CONVS_PER_STAGE = (1, 1, 2, 2, 1)  # 3x3 convs before each pooling
 DECONV_WIDTHS = (64, 48, 32, 8)  # conv after unpooling to 8, 16, 32, 64 px; at 128 px the score
 FC6_WIDTH = 128
 INPUT_SIZE = 128
-# Named network shapes (constructor arguments). "deep" adds capacity where it is cheap, at 8x8 and
-# 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.14x the time; see
-# training.segmenter_width_costs); grown from "base" by training.segmentation_widen.
+# Named network shapes (constructor arguments). "deep", what ships, adds capacity where it is
+# cheap, at 8x8 and 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.15x the
+# time; training.segmenter_width_costs); grown from "base" by training.segmentation_widen.
 SHAPES = {
     "base": {"widths": WIDTHS, "convs_per_stage": CONVS_PER_STAGE, "fc6_width": FC6_WIDTH,
-                "deconv_widths": DECONV_WIDTHS},
+             "deconv_widths": DECONV_WIDTHS},
     "deep": {"widths": WIDTHS[:4] + (160,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
              "deconv_widths": DECONV_WIDTHS},
-    # about half the added cost of "deep" (~1.08x the time): "deep" gained hand IoU but missed 5 ms
+    # about half the added cost of "deep" (~1.08x the time), and less than half its gain
     "deep_light": {"widths": WIDTHS[:4] + (128,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 192,
                    "deconv_widths": DECONV_WIDTHS},
 }

@@ -1,4 +1,4 @@
-"""What a larger segmentation network would cost at run time: the shipped shape against wider
+"""What a larger segmentation network would cost at run time: the base shape against wider
 and deeper ones, each exported to ONNX with random weights and timed in ONNX Runtime on one
 thread, interleaved so that every shape sees the same machine (issue 3: the network underfits,
 so more hand IoU needs more capacity; this says how much of the 5 ms budget capacity takes).
@@ -6,7 +6,7 @@ so more hand IoU needs more capacity; this says how much of the 5 ms budget capa
     .venv-train/bin/python -m training.segmenter_width_costs [--runs 200]
 
 Prints parameters, median ms per 128x128 crop and the ratio to the network shipped until
-2026-12-01 (shipped shape, switches kept as a tie-broken mask); saves
+2026-12-01 (the base shape, switches kept as a tie-broken mask); saves
 bench/results/segmenter_width_costs.json. Weights do not change the time, only the shape does.
 """
 from __future__ import annotations
@@ -35,17 +35,17 @@ def shape(widths, convs, fc6) -> dict:
             "deconv_widths": (widths[3], widths[2], widths[1], widths[0])}
 
 
-BASELINE = "shipped shape, tie-break switches"  # the network shipped until 2026-12-01; ratios are to it
+BASELINE = "base, tie-break switches"  # the network shipped until 2026-12-01; ratios are to it
 TIE_BREAK = {"switches": "tie_break"}
 SHAPES = {  # every other row keeps its pooling switches as differences (segmentation_net.pool_with_switches)
     BASELINE: {**shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH), **TIE_BREAK},
-    "shipped shape, tie-break switches (second copy)": {**shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH), **TIE_BREAK},
-    "shipped shape": shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH),
+    "base, tie-break switches (second copy)": {**shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH), **TIE_BREAK},
+    "base": shape(WIDTHS, CONVS_PER_STAGE, FC6_WIDTH),
     "stage 1 doubled": shape((16,) + tuple(WIDTHS[1:]), CONVS_PER_STAGE, FC6_WIDTH),
     "stages 3-5 wider": shape((8, 32, 64, 96, 128), CONVS_PER_STAGE, FC6_WIDTH),
     "stages 4-5 deeper and wider": shape((8, 32, 48, 96, 128), (1, 1, 2, 3, 2), 192),
     "twice the widths": shape(tuple(2 * w for w in WIDTHS), CONVS_PER_STAGE, 2 * FC6_WIDTH),
-    "deep (stage 5: 2 x 160, fc6 256)": NET_SHAPES["deep"],
+    "deep (stage 5: 2 x 160, fc6 256; shipped)": NET_SHAPES["deep"],
     "deep_light (stage 5: 2 x 128, fc6 192)": NET_SHAPES["deep_light"],
     "deep, tie-break switches": {**NET_SHAPES["deep"], **TIE_BREAK},
 }
@@ -80,14 +80,14 @@ def main(argv=None) -> None:
                 t0 = time.perf_counter()
                 s.run(None, {"crop_bgr": crop})
                 times[name].append((time.perf_counter() - t0) * 1000.0)
-    shipped = float(np.median(times[BASELINE]))
+    baseline = float(np.median(times[BASELINE]))
     rows = []
     for name, ms in times.items():
         median = float(np.median(ms))
         kwargs = {"switches": "difference", **SHAPES[name]}
         rows.append({"shape": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
-                     "parameters": params[name], "ms_median": median, "ratio_to_baseline": median / shipped})
-        print(f"{name:48s} {params[name]:>9,d} parameters  {median:5.2f} ms  x{median / shipped:.2f}")
+                     "parameters": params[name], "ms_median": median, "ratio_to_baseline": median / baseline})
+        print(f"{name:48s} {params[name]:>9,d} parameters  {median:5.2f} ms  x{median / baseline:.2f}")
     out = REPO / "bench" / "results" / "segmenter_width_costs.json"
     write_text(out, json.dumps({"runs": args.runs, "onnxruntime": ort.__version__, "baseline": BASELINE,
                                 "rows": rows}, indent=1))
