@@ -2,11 +2,42 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+
+def _temporary_name(path: Path, suffix: str) -> Path:
+    """A fresh hidden name beside `path` (no file yet), ending in `suffix`."""
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+
+
+def _create_new(tmp: Path) -> None:
+    """Create `tmp` empty; FileExistsError if it exists."""
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def _reserve_temporary(path: Path, suffix: str, owner: list) -> None:
+    """Create a fresh temporary file beside `path` and append its name to `owner` first, so that
+    an interrupt (Ctrl-C) at any point after its creation leaves a name for the cleanup to remove
+    (tempfile.mkstemp returns the name only after creating the file, a window the tests hit)."""
+    for _ in range(100):
+        owner.append(_temporary_name(path, suffix))
+        try:
+            _create_new(owner[-1])
+            return
+        except FileExistsError:
+            owner.pop()
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _remove_quietly(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 @contextmanager
@@ -14,16 +45,15 @@ def _temporary_beside(path: Path, suffix: str):
     """A temporary file in path's folder, renamed onto path only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = None
-    try:  # from creation on: a Ctrl-C right after mkstemp must not leave the file behind
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix)
-        os.close(fd)
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+    names: list[Path] = []
+    try:  # from creation on: a Ctrl-C right after the file appears must not leave it behind
+        _reserve_temporary(path, suffix, names)
+        yield names[-1]
+        os.chmod(names[-1], 0o644)
+        os.replace(names[-1], path)
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in names:
+            _remove_quietly(tmp)
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
@@ -56,10 +86,16 @@ class AtomicVideoWriter:
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix="." + self.path.name + ".", suffix=self.path.suffix)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
+        self._writer = None
+        names: list[Path] = []
+        try:
+            _reserve_temporary(self.path, self.path.suffix, names)
+            self._tmp = names[-1]
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
+        except BaseException:  # an interrupt before the caller holds the writer: nothing to abort with
+            for tmp in names:
+                _remove_quietly(tmp)
+            raise
         if not self._writer.isOpened():
             self.abort()
             raise OSError(f"could not open a video writer for {self.path} ({fourcc}, {size[0]}x{size[1]})")
@@ -80,8 +116,7 @@ class AtomicVideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if self._tmp.exists():
-            self._tmp.unlink()
+        _remove_quietly(self._tmp)
 
     def __enter__(self):
         return self

@@ -21,3 +21,33 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         write_image(target, np.zeros((0, 0), np.uint8))  # OpenCV refuses an empty image
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["picture.png"]
+
+
+def test_an_interrupt_just_after_the_temporary_file_appears_leaves_nothing(tmp_path, monkeypatch):
+    import core.files as files
+    create = files._create_new
+
+    def create_then_interrupt(tmp):
+        create(tmp)
+        raise KeyboardInterrupt  # Ctrl-C lands between the file's creation and anything else
+
+    monkeypatch.setattr(files, "_create_new", create_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "mask.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(KeyboardInterrupt):
+        files.AtomicVideoWriter(tmp_path / "clip.mp4", 25.0, (16, 16))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_while_the_video_writer_opens_leaves_nothing(tmp_path, monkeypatch):
+    import cv2
+
+    import core.files as files
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv2, "VideoWriter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        files.AtomicVideoWriter(tmp_path / "clip.mp4", 25.0, (16, 16))
+    assert list(tmp_path.iterdir()) == []

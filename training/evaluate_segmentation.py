@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from core.files import write_text
 from core.segmentation import FaceSegmenter, SegmenterOptions
 from training.segmentation_data import (celebamask_source, data_dir, label_folder_source, load_hands,
                                         occlude_for_evaluation, CELEBAMASK_EARS, _read_label)
@@ -118,11 +117,7 @@ def evaluate(samples, variants=("fused+graphcut",), occlusions=("none",), box_mo
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def main(argv=None):
