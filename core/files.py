@@ -41,8 +41,9 @@ def _remove_quietly(tmp: Path) -> None:
 
 
 @contextmanager
-def _temporary_beside(path: Path, suffix: str):
-    """A temporary file in path's folder, renamed onto path only if the block succeeds."""
+def temporary_beside(path: Path, suffix: str):
+    """A temporary file in path's folder, renamed onto path only if the block succeeds (for
+    writers that want a file name, such as exporters; an exception leaves `path` as it was)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names: list[Path] = []
@@ -58,12 +59,12 @@ def _temporary_beside(path: Path, suffix: str):
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """np.savez_compressed, atomically."""
-    with _temporary_beside(Path(path), ".tmp") as tmp, open(tmp, "wb") as f:
+    with temporary_beside(Path(path), ".tmp") as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
 
 
 def write_text(path: str | Path, text: str) -> None:
-    with _temporary_beside(Path(path), ".tmp") as tmp:
+    with temporary_beside(Path(path), ".tmp") as tmp:
         tmp.write_text(text)
 
 
@@ -72,7 +73,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     import cv2
 
     path = Path(path)
-    with _temporary_beside(path, path.suffix) as tmp:
+    with temporary_beside(path, path.suffix) as tmp:
         if not cv2.imwrite(str(tmp), image):
             raise OSError(f"could not write image {path}")
 

@@ -128,6 +128,7 @@ def reproduces(difference: dict[str, float]) -> bool:
 def reexport(source: Path, out: Path) -> dict[str, float]:
     """Export the network of `source` again with today's export graph (atomically), plus the
     one-stream graphs in build/ that time Table 1; refuses when the outputs change."""
+    from core.files import temporary_beside
     from training.segmentation_net import ExportWrapper, export_onnx
     from training.paths import BUILD_DIR
     net, _ = load_exported_network(source)
@@ -135,14 +136,12 @@ def reexport(source: Path, out: Path) -> dict[str, float]:
     BUILD_DIR.mkdir(exist_ok=True)
     for stream in ("fcn", "deconv"):
         export_onnx(ExportWrapper(net, (stream,)), BUILD_DIR / f"segmenter_{stream}.onnx", (stream,))
-    tmp = out.with_name(out.name + ".tmp")
-    export_onnx(ExportWrapper(net), tmp, ("fused", "fcn", "deconv"))
     difference = output_difference(net, source, crops)
-    again = output_difference(net, tmp, crops)
-    if not (reproduces(difference) and reproduces(again)):
-        tmp.unlink()
-        raise SystemExit(f"re-exporting {source} changed its outputs: {difference}, {again}")
-    tmp.replace(out)
+    with temporary_beside(out, ".onnx") as tmp:  # moved onto `out` only if nothing raises
+        export_onnx(ExportWrapper(net), tmp, ("fused", "fcn", "deconv"))
+        again = output_difference(net, tmp, crops)
+        if not (reproduces(difference) and reproduces(again)):
+            raise SystemExit(f"re-exporting {source} changed its outputs: {difference}, {again}")
     return again
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.files import temporary_beside
 from training.segmentation_data import (AugmentOptions, SampleMaker, data_dir, hand_occluded, load_hands,
                                         load_negative_images, lfw_parts_source, rectangle_occluded,
                                         training_sources, validation_crops)
@@ -164,10 +165,8 @@ def save_logs(log, meta, log_dir: Path = LOG_DIR):
 
 
 def atomic_export(module, path: Path, outputs):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    export_onnx(module, tmp, outputs)
-    os.replace(tmp, path)
+    with temporary_beside(path, ".onnx") as tmp:
+        export_onnx(module, tmp, outputs)
 
 
 def load_exported(path: Path, shape: str, crops: np.ndarray, switches: str = "difference") -> TwoStreamSegmenter:
