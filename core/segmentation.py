@@ -16,6 +16,7 @@ clipped to the frame.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,34 +116,53 @@ def central_components(crop_mask: np.ndarray, crop_scale: float) -> np.ndarray:
     return np.isin(labels, central).astype(np.uint8)
 
 
-def _contrast_weights(gray: np.ndarray, sigma: float):
-    """exp(-(I_i - I_j)^2 / (2 sigma^2)) to the right and downward neighbours (0 past the edge)."""
-    g = gray.astype(np.float32)
-    right = np.zeros_like(g)
-    down = np.zeros_like(g)
-    right[:, :-1] = np.exp(-np.square(g[:, 1:] - g[:, :-1]) / (2.0 * sigma * sigma))
-    down[:-1, :] = np.exp(-np.square(g[1:, :] - g[:-1, :]) / (2.0 * sigma * sigma))
-    return right, down
+@functools.lru_cache(maxsize=4)
+def _grid_pairs(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node indices (i, j) of every 4-neighbour pair of a height x width grid: the rightward
+    pairs row by row, then the downward ones (the order `_contrast_weights` gives weights in)."""
+    index = np.arange(height * width, dtype=np.int32).reshape(height, width)
+    i = np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()])
+    j = np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()])
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
-_RIGHT = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]])
-_DOWN = np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]])
+@functools.lru_cache(maxsize=8)
+def _contrast_table(lam: float, sigma: float) -> np.ndarray:
+    """lam * exp(-d^2 / (2 sigma^2)) for every absolute grey-level difference d = 0..255."""
+    d = np.arange(256, dtype=np.float64)
+    table = (lam * np.exp(-d * d / (2.0 * sigma * sigma))).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def _contrast_weights(gray: np.ndarray, lam: float, sigma: float) -> np.ndarray:
+    """lam * exp(-(I_i - I_j)^2 / (2 sigma^2)) of every pair of `_grid_pairs`, from a uint8 image
+    (a 256-entry table instead of an exp per pair)."""
+    g = gray.astype(np.int16)
+    table = _contrast_table(float(lam), float(sigma))
+    return np.concatenate([table[np.abs(g[:, 1:] - g[:, :-1]).ravel()],
+                           table[np.abs(g[1:, :] - g[:-1, :]).ravel()]])
 
 
 def graph_cut_refine(probability: np.ndarray, gray: np.ndarray, lam: float = 10.0, sigma: float = 5.0,
                      eps: float = 1e-4) -> np.ndarray:
     """Binary face mask minimising Eq. 1: sum of -log p (face) / -log(1-p) (not face) plus
     lam * exp(-(I_i - I_j)^2 / (2 sigma^2)) for every 4-neighbour pair with different labels.
-    `gray` is the crop's intensity (0..255) at the map's resolution."""
+    `gray` is the crop's uint8 intensity at the map's resolution. The grid's edges go in with one
+    vectorised call (PyMaxflow's structured add_grid_edges took half the time)."""
     import maxflow
-    p = np.clip(probability.astype(np.float64), eps, 1.0 - eps)
-    right, down = _contrast_weights(gray, sigma)
-    graph = maxflow.GraphFloat()
-    nodes = graph.add_grid_nodes(p.shape)
-    graph.add_grid_edges(nodes, weights=lam * right, structure=_RIGHT, symmetric=True)
-    graph.add_grid_edges(nodes, weights=lam * down, structure=_DOWN, symmetric=True)
+    if gray.dtype != np.uint8 or gray.shape != probability.shape:
+        raise ValueError(f"gray must be uint8 of the map's shape {probability.shape}, got {gray.dtype} {gray.shape}")
+    height, width = probability.shape
+    p = np.clip(probability.astype(np.float32), np.float32(eps), np.float32(1.0 - eps))
+    i, j = _grid_pairs(height, width)
+    weights = _contrast_weights(gray, lam, sigma)
+    graph = maxflow.GraphFloat(height * width, len(i))
+    nodes = graph.add_grid_nodes((height, width))
+    graph.add_edges(i, j, weights, weights)
     # a node that ends on the sink side (face, as in the paper) has its source edge cut: cost -log p
-    graph.add_grid_tedges(nodes, -np.log(p), -np.log(1.0 - p))
+    graph.add_grid_tedges(nodes, -np.log(p), -np.log1p(-p))
     graph.maxflow()
     return graph.get_grid_segments(nodes).astype(np.uint8)
 

@@ -1,6 +1,7 @@
 """The face segmenter's contract: frames in, full-resolution {0, 1} masks out, clear errors."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -191,6 +192,36 @@ def test_graph_cut_snaps_an_uncertain_boundary_to_the_intensity_edge():
     gray[:, :70] = 200                                                      # edge at x = 70
     mask = graph_cut_refine(prob, gray)
     assert mask[:, :70].all() and not mask[:, 70:].any()
+
+
+def eq1_energy(labels, prob, gray, lam=10.0, sigma=5.0):
+    """Eq. 1 written out: unaries plus the contrast-sensitive cost of every cut 4-neighbour pair."""
+    p = np.clip(prob.astype(np.float64), 1e-4, 1 - 1e-4)
+    energy = np.where(labels == 1, -np.log(p), -np.log(1 - p)).sum()
+    g = gray.astype(np.float64)
+    for a, b, la, lb in ((g[:, 1:], g[:, :-1], labels[:, 1:], labels[:, :-1]),
+                         (g[1:, :], g[:-1, :], labels[1:, :], labels[:-1, :])):
+        energy += (lam * np.exp(-(a - b) ** 2 / (2 * sigma ** 2)) * (la != lb)).sum()
+    return energy
+
+
+def test_graph_cut_finds_the_minimum_of_eq1_on_grids_small_enough_to_search_exhaustively():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        prob = rng.uniform(0.02, 0.98, (3, 4)).astype(np.float32)
+        gray = rng.integers(0, 256, (3, 4)).astype(np.uint8)
+        gray[:, :2] = rng.integers(100, 110)  # some flat pairs, where the pairwise term is strong
+        best = min(eq1_energy(np.array(bits).reshape(3, 4), prob, gray)
+                   for bits in itertools.product((0, 1), repeat=12))
+        assert eq1_energy(graph_cut_refine(prob, gray), prob, gray) == pytest.approx(best, rel=1e-5)
+
+
+def test_graph_cut_rejects_an_intensity_image_of_another_type_or_shape():
+    prob = np.full((8, 8), 0.5, np.float32)
+    with pytest.raises(ValueError, match="uint8"):
+        graph_cut_refine(prob, np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        graph_cut_refine(prob, np.zeros((8, 9), np.uint8))
 
 
 def test_without_graph_cut_the_map_is_thresholded(frame):
