@@ -169,13 +169,19 @@ files = "Read footage and write baked masks and takes beside the .blend"
 '''
 
 
+# models/ files the add-on never loads: the segmenter with every stream's output, which training
+# starts from and the Table 1 ablation measures (core runs models/segmenter.onnx, the fused output)
+MODELS_NOT_SHIPPED = frozenset({"segmenter_streams.onnx"})
+
+
 def addon_files(addon: Path = ROOT / "blender_addon") -> list[tuple[Path, str]]:
     """(source file, path inside the zip) of the add-on, the vendored core, models and licence."""
     if not (addon / "__init__.py").is_file():
         raise BuildError(f"{addon}/__init__.py not found: is this a maskcap checkout?")
     files = [(p, p.relative_to(addon).as_posix()) for p in _tree(addon)]
     files += [(p, "core/" + p.relative_to(ROOT / "core").as_posix()) for p in _tree(ROOT / "core")]
-    files += [(p, "models/" + p.relative_to(ROOT / "models").as_posix()) for p in _tree(ROOT / "models")]
+    files += [(p, "models/" + p.relative_to(ROOT / "models").as_posix()) for p in _tree(ROOT / "models")
+              if p.name not in MODELS_NOT_SHIPPED]
     files.append((ROOT / "LICENSE", "LICENSE"))
     return files
 

@@ -28,14 +28,24 @@ from .detection import (CROP_SCALE_FROM_FACE, crop_box_from_face_box, detect_all
 from .image_input import as_bgr_uint8
 
 __all__ = ["FaceSegmenter", "SegmenterOptions", "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE",
-           "default_segmenter_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE"]
+           "default_segmenter_path", "streams_model_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE"]
 
 CROP_SIZE = 128
 STREAM_OUTPUTS = ("fused", "fcn", "deconv")
 
 
-def default_segmenter_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "models" / "segmenter.onnx"
+def default_segmenter_path(stream: str = "fused") -> Path:
+    """models/segmenter.onnx, the fused output alone (what runs); for the one-stream ablations
+    ("fcn", "deconv") models/segmenter_streams.onnx, the same weights with every stream's output
+    (a repository file: the add-on does not ship it)."""
+    path = Path(__file__).resolve().parents[1] / "models" / "segmenter.onnx"
+    return path if stream == "fused" else streams_model_path(path)
+
+
+def streams_model_path(path: str | Path) -> Path:
+    """The every-stream export beside a run-time segmenter: segmenter.onnx -> segmenter_streams.onnx."""
+    path = Path(path)
+    return path if path.stem.endswith("_streams") else path.with_name(f"{path.stem}_streams{path.suffix}")
 
 
 class SegmenterModelError(RuntimeError):
@@ -240,7 +250,7 @@ class FaceSegmenter:
         self.options = options or SegmenterOptions()
         if self.options.stream not in STREAM_OUTPUTS:
             raise ValueError(f"stream must be one of {STREAM_OUTPUTS}, got {self.options.stream!r}")
-        path = Path(model_path or self.options.model_path or default_segmenter_path())
+        path = Path(model_path or self.options.model_path or default_segmenter_path(self.options.stream))
         self.model_path = path
         self._session = self._open_session(path)
         self._input = self._session.get_inputs()[0].name

@@ -75,6 +75,7 @@ def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(ad
     assert {"__init__.py", "core/__init__.py", "core/tracker.py", "models/segmenter.onnx",
             "models/regressor.npz", "models/face_model.npz", "models/ICT-FaceKit-LICENSE.txt", "LICENSE"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert "models/segmenter_streams.onnx" not in names  # training's source and ablations; never loaded there
 
 
 def test_shipped_code_never_edits_sys_path_nor_runs_pip_or_subprocesses(addon_zip):

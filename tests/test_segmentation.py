@@ -170,8 +170,21 @@ def test_a_corrupt_model_file_raises_an_error_naming_it(tmp_path):
         FaceSegmenter(path)
 
 
-def test_the_shipped_model_is_within_its_size_budget():
-    assert default_segmenter_path().stat().st_size < 10 * 1024 * 1024
+def test_the_shipped_models_are_within_their_size_budget():
+    run_time, streams = default_segmenter_path(), default_segmenter_path("fcn")
+    assert streams.name == "segmenter_streams.onnx" and default_segmenter_path("deconv") == streams
+    assert run_time.stat().st_size + streams.stat().st_size < 10 * 1024 * 1024
+
+
+def test_the_run_time_model_computes_the_fused_output_of_its_streams_sibling_and_nothing_else():
+    import onnxruntime as ort
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+                for p in (default_segmenter_path(), default_segmenter_path("fcn"))]
+    assert [o.name for o in sessions[0].get_outputs()] == ["fused"]
+    assert [o.name for o in sessions[1].get_outputs()] == ["fused", "fcn", "deconv"]
+    crops = np.random.default_rng(0).uniform(0, 255, (2, 3, 128, 128)).astype(np.float32)
+    fused = [s.run(["fused"], {"crop_bgr": crops})[0] for s in sessions]
+    assert np.abs(fused[0] - fused[1]).max() < 1e-5
 
 
 # ------------------------------------------------------------------ graph cut (Eq. 1)

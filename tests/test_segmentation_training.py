@@ -285,3 +285,82 @@ def test_a_run_started_from_an_export_grows_it_then_moves_it_to_the_switches_ask
     net = load_exported(path, "deep", crops, "difference")
     assert net.switches == "difference"
     assert net.stages[4][1][0].weight.shape[0] == SHAPES["deep"]["widths"][4]
+
+
+def test_the_run_time_export_has_the_fused_output_alone_and_gives_what_its_streams_sibling_does(tmp_path):
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
+    import onnxruntime as ort
+    from training.segmentation_net import TwoStreamSegmenter
+    from training.segmentation_onnx_init import export_segmenter, load_exported_network, output_difference
+    torch.manual_seed(5)
+    net = _random_batchnorm(TwoStreamSegmenter(), torch).eval()
+    out = tmp_path / "segmenter.onnx"
+    streams = export_segmenter(net, out)
+    assert streams == tmp_path / "segmenter_streams.onnx"
+    run_time, every = onnx.load(str(out)).graph, onnx.load(str(streams)).graph
+    assert [o.name for o in run_time.output] == ["fused"]
+    assert [o.name for o in every.output] == ["fused", "fcn", "deconv"]
+    # the one-channel score conv runs as a depthwise conv summed over channels, with no slicing
+    assert any(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+               and "head_dw" in n.input for n in run_time.node)
+    assert not any(n.op_type == "Slice" for n in run_time.node)
+    crops = np.random.default_rng(1).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+    fused = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(["fused"], {"crop_bgr": x})[0]
+             for p in (out, streams)]
+    assert np.abs(fused[0] - fused[1]).max() < 1e-5
+    # weights load from the sibling, which alone keeps each stream's head
+    loaded, shape = load_exported_network(out)
+    assert shape == "base" and output_difference(loaded, streams, crops)["threshold_flips"] == 0.0
+
+
+def test_a_run_time_export_without_its_streams_sibling_is_refused_for_training(tmp_path):
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
+    from training.segmentation_net import TwoStreamSegmenter
+    from training.segmentation_onnx_init import export_segmenter, load_exported_network, onnx_initializers
+    out = tmp_path / "segmenter.onnx"
+    export_segmenter(TwoStreamSegmenter().eval(), out)
+    (tmp_path / "segmenter_streams.onnx").unlink()
+    with pytest.raises(ValueError, match="segmenter_streams.onnx"):
+        load_exported_network(out)
+    with pytest.raises(ValueError, match="streams sibling"):
+        onnx_initializers(out)
+
+
+def test_pruning_to_the_same_widths_keeps_the_function_and_narrower_keeps_the_strongest_channels():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter
+    from training.segmentation_prune import channel_importance, narrower, prune
+    torch.manual_seed(6)
+    crops = np.random.default_rng(2).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
+    x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32))
+    net = _random_batchnorm(TwoStreamSegmenter(**SHAPES["deep"]), torch).eval()
+    same = prune(net, TwoStreamSegmenter(**SHAPES["deep"]), crops).eval()
+    with torch.no_grad():
+        for a, b in zip(ExportWrapper(net)(x), ExportWrapper(same)(x)):
+            assert torch.allclose(a, b, atol=1e-6)
+    # a stage-2 channel that nothing reads is the first to go
+    with torch.no_grad():
+        net.stages[2][0][0].weight[:, 5].zero_()
+        net.stages[1][0][0].weight[5].mul_(1e-3)
+    ranks = channel_importance(net, x)["stage1.0"]
+    assert int(ranks.argmin()) == 5
+    assert narrower(SHAPES["lean"], SHAPES["deep"]) and not narrower(SHAPES["deep"], SHAPES["lean"])
+    lean = prune(net, TwoStreamSegmenter(**SHAPES["lean"]), crops)
+    assert lean.stages[1][0][0].weight.shape[0] == SHAPES["lean"]["widths"][1]
+    assert lean.deconvs[2][0].weight.shape[0] == SHAPES["lean"]["widths"][1]
+    with pytest.raises(ValueError, match="depth"):
+        prune(net, TwoStreamSegmenter(), crops)
+
+
+def test_distillation_loss_is_zero_for_the_teachers_own_scores_and_grows_with_disagreement():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import distillation_loss
+    torch.manual_seed(7)
+    teacher = {k: torch.randn(2, 2, 8, 8) for k in ("fcn", "deconv", "fused")}
+    assert float(distillation_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+    near = {k: v + 0.1 * torch.randn_like(v) for k, v in teacher.items()}
+    far = {k: -v for k, v in teacher.items()}
+    assert 0 < float(distillation_loss(near, teacher)) < float(distillation_loss(far, teacher))

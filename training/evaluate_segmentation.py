@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.files import write_text
-from core.segmentation import FaceSegmenter, SegmenterOptions
+from core.segmentation import FaceSegmenter, SegmenterOptions, streams_model_path
 from training.segmentation_data import (celebamask_source, data_dir, label_folder_source, load_hands,
                                         occlude_for_evaluation, CELEBAMASK_EARS, _read_label)
 
@@ -33,7 +33,10 @@ OCCLUSIONS = ("none", "hand", "rectangle", "skinhand")
 
 
 def segmenter_for(variant: str, model_path=None) -> FaceSegmenter:
+    """The segmenter of a Table 1 variant; a one-stream variant reads the model's streams sibling."""
     stream = variant.split("+")[0]
+    if model_path is not None and stream != "fused":
+        model_path = streams_model_path(model_path)
     return FaceSegmenter(model_path, SegmenterOptions(stream=stream, graph_cut=variant.endswith("+graphcut")))
 
 

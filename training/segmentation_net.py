@@ -38,6 +38,12 @@ SHAPES = {
     # about half the added cost of "deep" (~1.08x the time), and less than half its gain
     "deep_light": {"widths": WIDTHS[:4] + (128,), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 192,
                    "deconv_widths": DECONV_WIDTHS},
+    # "deep" with stages 2 and 3 (64 and 32 px) narrowed to 24 and 32 channels, and their DeconvNet
+    # mirrors: x0.80 the network time (training.segmentation_prune makes it from "deep")
+    "lean": {"widths": (8, 24, 32, 64, 160), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
+             "deconv_widths": (64, 32, 24, 8)},
+    "lean_s3": {"widths": (8, 32, 32, 64, 160), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
+                "deconv_widths": (64, 32, 32, 8)},
 }
 STREAMS = ("fcn", "deconv", "fused")
 LOSS_WEIGHTS = {"fcn": 0.5, "deconv": 0.5, "fused": 1.0}
@@ -217,6 +223,17 @@ def soft_jaccard_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (1.0 - (inter + 1.0) / (union + 1.0)).mean()
 
 
+def distillation_loss(scores: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-pixel KL divergence from the teacher's two-class probabilities to the student's,
+    averaged over pixels and weighted over the streams as the segmentation loss is."""
+    total = 0.0
+    for name, w in LOSS_WEIGHTS.items():
+        target = F.softmax(teacher[name], dim=1)
+        kl = (target * (F.log_softmax(teacher[name], dim=1) - F.log_softmax(scores[name], dim=1))).sum(1)
+        total = total + w * kl.mean()
+    return total
+
+
 def segmentation_loss(scores: dict[str, torch.Tensor], target: torch.Tensor,
                       weight: torch.Tensor | None = None, iou_weight: float = 0.0) -> torch.Tensor:
     """0.5 * CE(fcn) + 0.5 * CE(deconv) + 1.0 * CE(fused), pixels weighted by `weight` if given,
@@ -263,20 +280,40 @@ def face_difference_heads(net: TwoStreamSegmenter, outputs) -> dict[str, torch.T
             "bias": torch.cat(biases) if biases else None, "up_index": up_index, "conv_index": conv_index}
 
 
+def _channel(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Channel k of x, kept 4-D; x itself when it has one channel (no Slice op in the export)."""
+    return x if x.shape[1] == 1 else x[:, k:k + 1]
+
+
+RUN_TIME_OUTPUTS = ("fused",)          # models/segmenter.onnx: what core and the add-on run
+STREAM_OUTPUTS = ("fused", "fcn", "deconv")  # models/segmenter_streams.onnx: training source, ablations
+
+
 class ExportWrapper(nn.Module):
     """The graph that ships: BGR crop (N, 3, 128, 128) float 0..255 -> face probabilities
     (N, 1, 128, 128) of `outputs` (default the fused, FCN and Deconv streams, in this order), with
     the streams' last layers folded (`face_difference_heads`). A single stream gives the one-stream
-    graph that times the Table 1 ablation (the exporter drops what it does not use)."""
+    graph that times the Table 1 ablation (the exporter drops what it does not use).
 
-    def __init__(self, net: TwoStreamSegmenter, outputs=("fused", "fcn", "deconv")):
+    A graph with one Deconv-side head ("fused" alone, or "deconv" alone) computes its 3x3 score
+    conv of the 8-channel 128x128 unpooled map as a depthwise conv summed over channels (initializer
+    head_dw instead of head_conv): the same sums in another order, and ONNX Runtime runs a one-channel
+    output conv at a fifth of its usual speed (bench.profile_segmentation). Each output costs its
+    head, which ONNX Runtime computes whether asked for or not, so run time uses ("fused",)."""
+
+    def __init__(self, net: TwoStreamSegmenter, outputs=STREAM_OUTPUTS):
         super().__init__()
         self.net = net
         self.outputs = tuple(outputs)
-        with torch.no_grad():  # named initializers head_up / head_conv / head_bias in the export
+        with torch.no_grad():  # named initializers head_up / head_conv or head_dw / head_bias in the export
             heads = face_difference_heads(net, self.outputs)
-        for name in ("up", "conv", "bias"):
-            self.register_buffer(f"head_{name}", None if heads[name] is None else heads[name].detach().clone())
+        conv = heads["conv"]
+        self.depthwise = conv is not None and conv.shape[0] == 1
+        if self.depthwise:
+            heads["dw"], heads["conv"] = conv.reshape(conv.shape[1], 1, 3, 3), None
+        for name in ("up", "conv", "dw", "bias"):
+            value = heads.get(name)
+            self.register_buffer(f"head_{name}", None if value is None else value.detach().clone())
         self.up_index, self.conv_index = heads["up_index"], heads["conv_index"]
 
     def forward(self, x):
@@ -286,12 +323,16 @@ class ExportWrapper(nn.Module):
         if self.head_up is not None:
             up = F.conv_transpose2d(net.fcn_coarse(pooled, top), self.head_up, stride=net.up3.stride,
                                     padding=net.up3.padding)
-        if self.head_conv is not None:
+        if self.depthwise:
+            features = net.deconv_features(switches, top)
+            conv = F.conv2d(features, self.head_dw, padding=1, groups=self.head_dw.shape[0]).sum(1, keepdim=True) \
+                + self.head_bias.view(1, 1, 1, 1)
+        elif self.head_conv is not None:
             conv = F.conv2d(net.deconv_features(switches, top), self.head_conv, self.head_bias, padding=1)
         results = []
         for name in self.outputs:
             i, j = self.up_index[name], self.conv_index[name]
-            score = (up[:, i:i + 1] if i >= 0 else 0) + (conv[:, j:j + 1] if j >= 0 else 0)
+            score = (_channel(up, i) if i >= 0 else 0) + (_channel(conv, j) if j >= 0 else 0)
             results.append(torch.sigmoid(score))
         return tuple(results)
 

@@ -8,6 +8,12 @@ outputs exactly in eval mode. The streams' last layers ship folded into face-min
 heads (initializers head_up, head_conv, head_bias; segmentation_net.face_difference_heads); they
 are loaded as equivalent two-class layers (segmentation_net.unfold_heads). Fine-tune such a
 network with its BatchNorm layers frozen (`freeze_batchnorm`): batch statistics would undo the folded scales.
+
+Every export is a pair (`export_segmenter`): the run-time graph with the fused output alone
+(models/segmenter.onnx, what core runs) and beside it the same weights with all three outputs
+(models/segmenter_streams.onnx: what training starts from, since only it keeps each stream's
+head, and what the Table 1 one-stream rows are measured with). Loading the run-time file loads
+its streams sibling.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+
+from core.segmentation import streams_model_path as streams_path
 
 from training.segmentation_net import TwoStreamSegmenter, unfold_heads
 
@@ -31,12 +39,42 @@ def conv_bn_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     return pairs
 
 
+def _output_names(path: Path) -> list[str]:
+    import onnx
+    return [o.name for o in onnx.load(str(path)).graph.output]
+
+
+def training_source(path: Path) -> Path:
+    """The export to load weights from: `path` when it has every stream's output, else its
+    streams sibling; ValueError when that is missing."""
+    path = Path(path)
+    if set(_output_names(path)) >= {"fused", "fcn", "deconv"}:
+        return path
+    sibling = streams_path(path)
+    if not sibling.is_file():
+        raise ValueError(f"{path} has only the run-time output; its weights load from {sibling}, which is missing")
+    return sibling
+
+
+def export_segmenter(net, out: Path) -> Path:
+    """Write `out` (the fused output alone: what runs) and its streams sibling (`streams_path`),
+    each atomically; returns the sibling's path."""
+    from core.files import temporary_beside
+    from training.segmentation_net import RUN_TIME_OUTPUTS, STREAM_OUTPUTS, ExportWrapper, export_onnx
+    for path, outputs in ((streams_path(out), STREAM_OUTPUTS), (Path(out), RUN_TIME_OUTPUTS)):
+        with temporary_beside(path, ".onnx") as tmp:
+            export_onnx(ExportWrapper(net, outputs), tmp, outputs)
+    return streams_path(out)
+
+
 def onnx_initializers(path: Path):
     """(named initializers {name without 'net.': array}, folded conv (weight, bias) list in order)."""
     import onnx
     from onnx import numpy_helper
     model = onnx.load(str(path))
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    if "head_dw" in values or "head_conv" not in values and "head_up" in values:
+        raise ValueError(f"{path} keeps only some streams' heads: load its streams sibling {streams_path(path)}")
     named = {k[len("net."):]: v for k, v in values.items() if k.startswith("net.")}
     if {"head_up", "head_conv", "head_bias"} <= values.keys():  # an export with folded heads
         named.update({k: v.numpy() for k, v in unfold_heads(
@@ -83,6 +121,7 @@ def load_exported_network(path: Path) -> tuple[TwoStreamSegmenter, str]:
     """The network of an exported segmenter, whatever its shape (segmentation_net.SHAPES) and
     switches (`switches_of`), in eval mode, and the shape's name; ValueError when none fits."""
     from training.segmentation_net import SHAPES
+    path = training_source(path)
     switches = switches_of(path)
     for shape, kwargs in SHAPES.items():
         try:
@@ -101,9 +140,9 @@ def freeze_batchnorm(net: nn.Module) -> None:
 
 def output_difference(net: TwoStreamSegmenter, path: Path, crops: np.ndarray) -> dict[str, float]:
     """How far `net` (eval) is from ONNX Runtime running `path` on `crops` (N, 128, 128, 3), over
-    all three outputs: largest and mean |probability difference|, and the share of pixels whose
-    0.5 threshold differs. The largest can reach ~0.02 on a handful of pixels where two values
-    of a pooling window differ by less than float rounding and the switch flips."""
+    the outputs `path` has: largest and mean |probability difference|, and the share of pixels
+    whose 0.5 threshold differs. The largest can reach ~0.02 on a handful of pixels where two
+    values of a pooling window differ by less than float rounding and the switch flips."""
     import onnxruntime as ort
     from training.segmentation_net import ExportWrapper
     so = ort.SessionOptions()
@@ -113,7 +152,7 @@ def output_difference(net: TwoStreamSegmenter, path: Path, crops: np.ndarray) ->
     reference = session.run(None, {session.get_inputs()[0].name: x})
     net.eval()
     with torch.no_grad():
-        ours = ExportWrapper(net)(torch.from_numpy(x))
+        ours = ExportWrapper(net, [o.name for o in session.get_outputs()])(torch.from_numpy(x))
     pairs = [(r, o.numpy()) for r, o in zip(reference, ours)]
     return {"max": float(max(np.abs(r - o).max() for r, o in pairs)),
             "mean": float(np.mean([np.abs(r - o).mean() for r, o in pairs])),
@@ -125,24 +164,32 @@ def reproduces(difference: dict[str, float]) -> bool:
     return difference["mean"] <= 1e-4 and difference["threshold_flips"] <= 1e-4
 
 
-def reexport(source: Path, out: Path) -> dict[str, float]:
-    """Export the network of `source` again with today's export graph (atomically), plus the
-    one-stream graphs in build/ that time Table 1; refuses when the outputs change."""
-    from core.files import temporary_beside
-    from training.segmentation_net import ExportWrapper, export_onnx
+def export_one_stream_graphs(net) -> None:
+    """build/segmenter_{fcn,deconv}.onnx: one stream each, what times the Table 1 ablation."""
     from training.paths import BUILD_DIR
-    net, _ = load_exported_network(source)
-    crops = np.random.default_rng(0).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
+    from training.segmentation_net import ExportWrapper, export_onnx
     BUILD_DIR.mkdir(exist_ok=True)
     for stream in ("fcn", "deconv"):
         export_onnx(ExportWrapper(net, (stream,)), BUILD_DIR / f"segmenter_{stream}.onnx", (stream,))
-    difference = output_difference(net, source, crops)
-    with temporary_beside(out, ".onnx") as tmp:  # moved onto `out` only if nothing raises
-        export_onnx(ExportWrapper(net), tmp, ("fused", "fcn", "deconv"))
-        again = output_difference(net, tmp, crops)
-        if not (reproduces(difference) and reproduces(again)):
-            raise SystemExit(f"re-exporting {source} changed its outputs: {difference}, {again}")
-    return again
+
+
+def reexport(source: Path, out: Path) -> dict[str, float]:
+    """Export the network of `source` again with today's export graphs (`export_segmenter`: `out`
+    and its streams sibling), plus the one-stream graphs in build/ that time Table 1; refuses,
+    leaving `out` as it was, when the outputs change."""
+    import tempfile
+    net, _ = load_exported_network(source)
+    crops = np.random.default_rng(0).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
+    difference = output_difference(net, training_source(source), crops)
+    with tempfile.TemporaryDirectory() as tmp:  # checked there first, then written in place
+        trial = Path(tmp) / "segmenter.onnx"
+        export_segmenter(net, trial)
+        again = [output_difference(net, p, crops) for p in (trial, streams_path(trial))]
+    if not (reproduces(difference) and all(reproduces(a) for a in again)):
+        raise SystemExit(f"re-exporting {source} changed its outputs: {difference}, {again}")
+    export_segmenter(net, out)
+    export_one_stream_graphs(net)
+    return again[0]
 
 
 if __name__ == "__main__":

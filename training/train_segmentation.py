@@ -8,9 +8,10 @@ Adam with a cosine learning rate over a wall-clock budget; after each epoch (EPO
 iterations) face IoU on lfw_parts validation crops picks the best weights.
 Stage 2 (paper §4): fine-tuning from the best weights with half of each batch negative
 (face-free pictures, hands on them, crops away from the face), at a tenth of the learning rate.
-Writes training/logs/segmentation/{log.csv, log.json, curves.png} and the ONNX model
-(atomically: a temporary file renamed into place), plus build/segmenter.pt (the weights)
-and build/segmenter_{fcn,deconv}.onnx (one-stream graphs, for timing the Table 1 variants).
+Writes training/logs/segmentation/{log.csv, log.json, curves.png} and the ONNX model pair
+(segmentation_onnx_init.export_segmenter: --out with the fused output, what runs, and its
+_streams sibling with all three; each atomically), plus build/segmenter.pt (the weights) and
+build/segmenter_{fcn,deconv}.onnx (one-stream graphs, for timing the Table 1 variants).
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.files import temporary_beside
 from training.segmentation_data import (AugmentOptions, SampleMaker, data_dir, hand_occluded, load_hands,
                                         load_negative_images, lfw_parts_source, rectangle_occluded,
                                         training_sources, validation_crops)
-from training.segmentation_onnx_init import freeze_batchnorm, load_exported_network, output_difference, reproduces
-from training.segmentation_net import (SHAPES, STREAMS, SWITCHES, ExportWrapper, TwoStreamSegmenter,
-                                       export_onnx, segmentation_loss)
+from training.segmentation_onnx_init import (export_one_stream_graphs, export_segmenter, freeze_batchnorm,
+                                            load_exported_network, output_difference, reproduces, training_source)
+from training.segmentation_net import SHAPES, STREAMS, SWITCHES, TwoStreamSegmenter, distillation_loss, segmentation_loss
+from training.segmentation_prune import narrower, prune
 from training.segmentation_widen import grow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +48,7 @@ EPOCH_ITERS = int(os.environ.get("MASKCAP_EPOCH_ITERS", 100))
 THREADS = 1  # other jobs share the 2 cores
 HAND_WEIGHT_REACH = 4  # px around hand-covered face pixels that the hand-weighted loss stresses
 LOG_DIR = REPO / "training" / "logs" / "segmentation"
+PRUNE_RANKING_CROPS = 256  # lfw_parts training crops that rank channels when a network is pruned
 
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
@@ -88,10 +90,11 @@ def train_mode(net, frozen_bn: bool) -> None:
 
 
 def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best, val_occluded=None,
-              frozen_bn=False, hand_weight=0.0, iou_weight=0.0):
+              frozen_bn=False, hand_weight=0.0, iou_weight=0.0, teacher=None, distill_weight=0.0):
     """Adam with a cosine learning rate over `minutes` of wall time; after every EPOCH_ITERS
     iterations, validation IoU picks the best weights: the fused IoU on clean crops, or with
-    `val_occluded` ({kind: (crops, targets)}) the mean over clean and each occluded set."""
+    `val_occluded` ({kind: (crops, targets)}) the mean over clean and each occluded set. With a
+    `teacher` (a frozen network), `distill_weight` x its per-pixel KL divergence joins the loss."""
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     start = time.time()
     budget = minutes * 60.0
@@ -104,8 +107,14 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
         for group in opt.param_groups:  # cosine over the wall-clock budget
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         crops, targets, covered = maker.batch_with_cover(rng, BATCH, negative_fraction)
-        loss = segmentation_loss(net(to_tensor(crops)), torch.from_numpy(targets).long(),
-                                 hand_weights(covered, hand_weight), iou_weight)
+        x = to_tensor(crops)
+        scores = net(x)
+        loss = segmentation_loss(scores, torch.from_numpy(targets).long(), hand_weights(covered, hand_weight),
+                                 iou_weight)
+        if teacher is not None and distill_weight > 0:
+            with torch.no_grad():
+                taught = teacher(x)
+            loss = loss + distill_weight * distillation_loss(scores, taught)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -164,21 +173,24 @@ def save_logs(log, meta, log_dir: Path = LOG_DIR):
     fig.savefig(log_dir / "curves.png", dpi=80)
 
 
-def atomic_export(module, path: Path, outputs):
-    with temporary_beside(path, ".onnx") as tmp:
-        export_onnx(module, tmp, outputs)
-
-
-def load_exported(path: Path, shape: str, crops: np.ndarray, switches: str = "difference") -> TwoStreamSegmenter:
-    """The network of an exported model, grown into `shape` when that is larger, then set to keep its
-    pooling switches as `switches` says; exits when the loaded or grown network does not reproduce
-    the model's outputs (before the switches change, which changes the function: fine-tune after)."""
+def load_exported(path: Path, shape: str, crops: np.ndarray, switches: str = "difference",
+                  train_crops: np.ndarray | None = None) -> TwoStreamSegmenter:
+    """The network of an exported model, grown into `shape` when that is larger or pruned into it
+    when narrower (channels ranked on `train_crops`), then set to keep its pooling switches as
+    `switches` says; exits when the loaded or grown network does not reproduce the model's outputs
+    (pruning and a change of switches change the function: fine-tune after)."""
+    path = training_source(path)
     net, source_shape = load_exported_network(path)
     difference = output_difference(net, path, crops)
     print(f"loaded {path} as {source_shape!r}: difference to ONNX Runtime {difference}", flush=True)
     if not reproduces(difference):
         raise SystemExit(f"the network loaded from {path} does not reproduce its outputs")
-    if source_shape != shape:
+    if source_shape != shape and narrower(SHAPES[shape], SHAPES[source_shape]):
+        if train_crops is None:
+            raise ValueError("pruning ranks channels on training crops: pass train_crops")
+        net = prune(net, TwoStreamSegmenter(**SHAPES[shape], switches=net.switches), train_crops)
+        print(f"pruned into {shape!r}: difference to {path} {output_difference(net, path, crops)}", flush=True)
+    elif source_shape != shape:
         net = grow(net, TwoStreamSegmenter(**SHAPES[shape], switches=net.switches))
         difference = output_difference(net, path, crops)
         print(f"grown into {shape!r}: difference to {path} {difference}", flush=True)
@@ -213,6 +225,9 @@ def main(argv=None):
                          f"{HAND_WEIGHT_REACH} px of them (0: plain cross-entropy)")
     ap.add_argument("--iou-weight", type=float, default=0.0,
                     help="weight of a per-crop soft-IoU loss on the fused stream (0: none)")
+    ap.add_argument("--distill-weight", type=float, default=0.0,
+                    help="weight of a per-pixel KL divergence to the network of --init-onnx as it was "
+                         "loaded (before pruning): what a pruned network learns back from (0: none)")
     ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
                     help="where the log and curves go (and, when resuming, the log to append to)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
@@ -239,12 +254,17 @@ def main(argv=None):
     print(f"train sources: {[(s.name, len(s)) for s in sources]}, validation crops: {len(val[0])}", flush=True)
 
     net = TwoStreamSegmenter(**SHAPES[args.shape], switches=args.switches)
-    log, best = [], {"iou": -1.0}
+    log, best, teacher = [], {"iou": -1.0}, None
     if resuming:
         if args.init:
             net.load_state_dict(torch.load(args.init))
         else:
-            net = load_exported(args.init_onnx, args.shape, val[0][:32], args.switches)
+            net = load_exported(args.init_onnx, args.shape, val[0][:32], args.switches,
+                                validation_crops(lfw_parts_source("train"))[0][:PRUNE_RANKING_CROPS])
+        if args.distill_weight > 0:
+            if not args.init_onnx:
+                raise SystemExit("--distill-weight learns from the network of --init-onnx")
+            teacher = load_exported_network(args.init_onnx)[0].eval()
         previous = json.loads((args.log_dir / "log.json").read_text())
         log, main_best = previous["epochs"], previous["meta"]
     else:
@@ -258,13 +278,17 @@ def main(argv=None):
             stage = "finetune_hand_weighted"
         if args.iou_weight > 0:
             stage += "_soft_iou"
+        if teacher is not None:
+            stage += "_distilled"
         best_ft = run_stage(net, maker, rng, args.finetune_minutes, args.finetune_lr, args.negative_fraction, val,
                             log, stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx),
-                            hand_weight=args.hand_weight, iou_weight=args.iou_weight)
+                            hand_weight=args.hand_weight, iou_weight=args.iou_weight, teacher=teacher,
+                            distill_weight=args.distill_weight)
         net.load_state_dict(best_ft["state"])
         best = best_ft
     net.eval()
     meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "iou_weight": args.iou_weight, "weight_decay": WEIGHT_DECAY,
+            "distill_weight": args.distill_weight,
             "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
@@ -277,11 +301,10 @@ def main(argv=None):
             "command": (main_best.get("command", []) if resuming else [])
             + ["python -m training.train_segmentation " + " ".join(sys.argv[1:] if argv is None else argv)]}
     save_logs(log, meta, args.log_dir)
-    atomic_export(ExportWrapper(net), args.out, ("fused", "fcn", "deconv"))
+    streams = export_segmenter(net, args.out)
     torch.save(net.state_dict(), REPO / "build" / "segmenter.pt")
-    for stream in ("fcn", "deconv"):
-        atomic_export(ExportWrapper(net, (stream,)), REPO / "build" / f"segmenter_{stream}.onnx", (stream,))
-    print(f"exported {args.out} (best: {meta['shipped']})", flush=True)
+    export_one_stream_graphs(net)
+    print(f"exported {args.out} and {streams} (best: {meta['shipped']})", flush=True)
 
 
 if __name__ == "__main__":
