@@ -41,5 +41,8 @@ train --minutes 0 --init-onnx models/segmenter.onnx --shape deep --finetune-minu
 train --switches difference --minutes 0 --init-onnx models/segmenter.onnx --shape deep --finetune-minutes 60 \
   --hand-prob 0.8 --skin-hand-prob 0.5 --negative-fraction 0.25 --hand-weight 3 --iou-weight 1 \
   --finetune-lr 2e-4 --threads 2
+# 8. the run-time file in int8 (the float network stays in models/segmenter_streams.onnx); refuses
+#    if int8 parts from float on lfw_parts validation
+.venv-train/bin/python -m training.segmentation_quantize
 echo "wrote models/segmenter.onnx; the tracker's regressor learnt on the previous segmenter's masks:"
 echo "retrain it too (README, Tracking) before shipping the pair"

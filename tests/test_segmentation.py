@@ -176,15 +176,34 @@ def test_the_shipped_models_are_within_their_size_budget():
     assert run_time.stat().st_size + streams.stat().st_size < 10 * 1024 * 1024
 
 
-def test_the_run_time_model_computes_the_fused_output_of_its_streams_sibling_and_nothing_else():
+def test_the_run_time_model_is_the_int8_form_of_its_streams_siblings_fused_output():
+    """models/segmenter.onnx: the fused output alone, its dense convolutions in int8
+    (training.segmentation_quantize), on real faces within rounding of the float network."""
+    import cv2
     import onnxruntime as ort
+    folder = data_or_skip("lfw_parts") / "validation"
+    # op types are plain strings in the protobuf: a QDQ graph dequantises each int8 weight and activation
+    assert default_segmenter_path().read_bytes().count(b"DequantizeLinear") >= 20
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
                 for p in (default_segmenter_path(), default_segmenter_path("fcn"))]
     assert [o.name for o in sessions[0].get_outputs()] == ["fused"]
     assert [o.name for o in sessions[1].get_outputs()] == ["fused", "fcn", "deconv"]
-    crops = np.random.default_rng(0).uniform(0, 255, (2, 3, 128, 128)).astype(np.float32)
-    fused = [s.run(["fused"], {"crop_bgr": crops})[0] for s in sessions]
-    assert np.abs(fused[0] - fused[1]).max() < 1e-5
+    names = sorted(folder.glob("*.jpg"))[:16]
+    crops = np.stack([cv2.resize(cv2.imread(str(p)), (128, 128), interpolation=cv2.INTER_AREA) for p in names])
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+    int8, float_ = (s.run(["fused"], {"crop_bgr": x})[0] for s in sessions)
+    assert (float_ > 0.5).mean() > 0.1  # faces are there
+    assert np.abs(int8 - float_).mean() < 0.02
+    assert ((int8 > 0.5) != (float_ > 0.5)).mean() < 0.02
+
+
+def test_mirror_averaging_is_the_mean_of_the_map_and_the_mirrored_crops_map(frame):
+    with FaceSegmenter(options=SegmenterOptions(mirror_average=False)) as one_view:
+        crop = frame[40:168, 96:224]
+        plain, mirrored = one_view.infer_crops(np.stack([crop, crop[:, ::-1]]))
+    with FaceSegmenter() as two_views:
+        assert two_views.options.mirror_average
+        np.testing.assert_allclose(two_views.infer_crops(crop[None])[0], 0.5 * (plain + mirrored[:, ::-1]), atol=1e-6)
 
 
 # ------------------------------------------------------------------ graph cut (Eq. 1)

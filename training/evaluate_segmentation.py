@@ -32,12 +32,13 @@ VARIANTS = ("fcn", "deconv", "fused", "fused+graphcut")
 OCCLUSIONS = ("none", "hand", "rectangle", "skinhand")
 
 
-def segmenter_for(variant: str, model_path=None) -> FaceSegmenter:
+def segmenter_for(variant: str, model_path=None, mirror_average: bool = True) -> FaceSegmenter:
     """The segmenter of a Table 1 variant; a one-stream variant reads the model's streams sibling."""
     stream = variant.split("+")[0]
     if model_path is not None and stream != "fused":
         model_path = streams_model_path(model_path)
-    return FaceSegmenter(model_path, SegmenterOptions(stream=stream, graph_cut=variant.endswith("+graphcut")))
+    return FaceSegmenter(model_path, SegmenterOptions(stream=stream, graph_cut=variant.endswith("+graphcut"),
+                                                      mirror_average=mirror_average))
 
 
 def label_box(face: np.ndarray):
@@ -89,7 +90,7 @@ def load_samples(folder, fmt: str, limit: int | None):
 
 
 def evaluate(samples, variants=("fused+graphcut",), occlusions=("none",), box_mode="label",
-             seed: int = 0, model_path=None) -> dict:
+             seed: int = 0, model_path=None, mirror_average: bool = True) -> dict:
     hands = load_hands() if {"hand", "skinhand"} & set(occlusions) else []
     results = {}
     for occlusion in occlusions:
@@ -101,7 +102,7 @@ def evaluate(samples, variants=("fused+graphcut",), occlusions=("none",), box_mo
             cases.append((image, face, ignore, box))
         for variant in variants:
             scores, seconds = Scores(), 0.0
-            with segmenter_for(variant, model_path) as segmenter:
+            with segmenter_for(variant, model_path, mirror_average) as segmenter:
                 for image, face, ignore, box in cases:
                     t0 = time.perf_counter()
                     if box is None and box_mode == "label":
@@ -135,13 +136,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--no-mirror", action="store_true", help="one view per crop (SegmenterOptions.mirror_average off)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     folder = args.folder
     if args.format == "lfw" and folder is None:
         folder = data_dir() / "lfw_parts" / "validation"
     samples = load_samples(folder, args.format, args.limit)
-    results = evaluate(samples, args.variant, args.occlusion, args.box, args.seed, args.model)
+    results = evaluate(samples, args.variant, args.occlusion, args.box, args.seed, args.model,
+                       not args.no_mirror)
     if args.json:
         write_json_atomic(args.json, {"folder": str(folder), "format": args.format, "box": args.box,
                                       "seed": args.seed, "results": results})
