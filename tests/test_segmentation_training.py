@@ -364,3 +364,35 @@ def test_distillation_loss_is_zero_for_the_teachers_own_scores_and_grows_with_di
     near = {k: v + 0.1 * torch.randn_like(v) for k, v in teacher.items()}
     far = {k: -v for k, v in teacher.items()}
     assert 0 < float(distillation_loss(near, teacher)) < float(distillation_loss(far, teacher))
+
+
+def test_quantisation_makes_the_dense_convolutions_int8_and_leaves_switches_first_conv_and_scores_float(tmp_path):
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
+    from training.segmentation_net import TwoStreamSegmenter
+    from training.segmentation_onnx_init import export_segmenter
+    from training.segmentation_quantize import fused_probabilities, quantisable_convs, quantise
+    torch.manual_seed(5)
+    out = tmp_path / "segmenter.onnx"
+    export_segmenter(_random_batchnorm(TwoStreamSegmenter(), torch).eval(), out)
+    graph = onnx.load(str(out)).graph
+    names = quantisable_convs(onnx.load(str(out)))
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    depthwise = {k for k, n in convs.items() if any(a.name == "group" and a.i > 1 for a in n.attribute)}
+    assert names and not depthwise & set(names)
+    assert set(convs) - depthwise - set(names) == {"/stages.0.0.0/Conv", "/score5/Conv", "/score4/Conv", "/score3/Conv"}
+    crops = np.random.default_rng(2).integers(0, 256, (6, 128, 128, 3), dtype=np.uint8)
+    int8 = tmp_path / "int8.onnx"
+    assert quantise(out, int8, crops) == names
+    quantised = onnx.load(str(int8)).graph
+    dequantised = {n.output[0] for n in quantised.node if n.op_type == "DequantizeLinear"}
+    assert sum(n.input[1] in dequantised for n in quantised.node if n.op_type == "Conv") == len(names)
+    a, b = fused_probabilities(out, crops), fused_probabilities(int8, crops)
+    assert np.abs(a - b).mean() < 0.05
+
+
+def test_quantisation_is_refused_when_it_costs_iou_or_flips_pixels():
+    from training.segmentation_quantize import MAX_FLIPS, MAX_IOU_LOSS, Agreement
+    assert Agreement(0.90, 0.90 - MAX_IOU_LOSS / 2, 0.01, MAX_FLIPS / 2).acceptable()
+    assert not Agreement(0.90, 0.90 - 2 * MAX_IOU_LOSS, 0.01, MAX_FLIPS / 2).acceptable()
+    assert not Agreement(0.90, 0.90, 0.01, 2 * MAX_FLIPS).acceptable()
