@@ -10,6 +10,11 @@ recoloured cut-out), with a synthetic rectangle and with a hand made of the face
 + graph cut; ms per 640x480 frame for each (one-stream variants timed with one-stream graphs from
 build/, written by training/train_segmentation.py, when present). Also celebamask_mini val with
 and without ears, and the Viola-Jones box instead of the label box.
+Timed in the same run, interleaved with the shipped configuration (the int8 network, one view):
+the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the Table 1 row
+"+ mirror"), and the float network (build/segmenter_float.onnx, written by
+training.segmentation_quantize), what shipped before 2026-12-02; ratios are to the shipped
+configuration's medians.
 Saves bench/results/segmentation.json (atomic write).
 """
 from __future__ import annotations
@@ -49,14 +54,41 @@ def test_frames(count: int = 8):
     return frames
 
 
-def time_segmenter(segmenter: FaceSegmenter, frames, repeat: int):
+def time_segmenter(segmenter: FaceSegmenter, frames, repeat: int, raw: bool = False):
     segmenter.segment(*frames[0])  # warm-up
     whole = time_calls(segmenter.segment, frames, repeat)
     crops = [(extract_crop(f, crop_box_from_face_box(b)),) for f, b in frames]
     probs = [segmenter._infer(c[0]) for c in crops]
     prob_ms = time_calls(lambda f, b: segmenter.crop_probability(f, b), frames, repeat)
     gc_ms = time_calls(lambda p, c: segmenter.refine(p, c), [(p, c[0]) for p, c in zip(probs, crops)], repeat)
-    return {"probability_map": summary(prob_ms), "graph_cut": summary(gc_ms), "segment": summary(whole)}
+    times = {"probability_map": prob_ms, "graph_cut": gc_ms, "segment": whole}
+    return {k: (list(v) if raw else summary(v)) for k, v in times.items()}
+
+
+def configurations() -> dict[str, FaceSegmenter]:
+    """The shipped segmenter and the same-run baselines that exist on this checkout."""
+    configs = {"shipped (int8)": FaceSegmenter(),
+               "int8, mirror-averaged": FaceSegmenter(options=SegmenterOptions(mirror_average=True))}
+    float_graph = REPO / "build" / "segmenter_float.onnx"
+    if float_graph.exists():
+        configs["float (before 2026-12-02)"] = FaceSegmenter(float_graph)
+    return configs
+
+
+def time_interleaved(configs: dict[str, FaceSegmenter], frames, repeat: int, rounds: int = 5) -> dict:
+    """time_segmenter of every configuration in `rounds` alternating rounds, pooled; plus each
+    median's ratio to the first configuration's."""
+    pooled = {name: {} for name in configs}
+    for _ in range(rounds):
+        for name, segmenter in configs.items():
+            for part, ms in time_segmenter(segmenter, frames, max(1, repeat // rounds), raw=True).items():
+                pooled[name].setdefault(part, []).extend(ms)
+    out = {name: {part: summary(np.array(ms)) for part, ms in parts.items()} for name, parts in pooled.items()}
+    first = out[next(iter(configs))]
+    for timing in out.values():
+        for part, stats in timing.items():
+            stats["ratio_to_shipped"] = stats["median_ms"] / first[part]["median_ms"]
+    return out
 
 
 def variant_segmenter(variant: str):
@@ -79,10 +111,17 @@ def main(argv=None):
     frames = test_frames()
     # the load average says how much else was running (the timings share 2 cores)
     out = {"machine": machine(), "frame": [FRAME_W, FRAME_H], "threads": 1, "load_average_before": os.getloadavg()}
-    with FaceSegmenter() as segmenter:
-        out["timing"] = time_segmenter(segmenter, frames, args.repeat)
-    for k, v in out["timing"].items():
-        print(f"{k:16s} median {v['median_ms']:.2f} ms   p95 {v['p95_ms']:.2f} ms", flush=True)
+    configs = configurations()
+    timings = time_interleaved(configs, frames, args.repeat)
+    for c in configs.values():
+        c.close()
+    out["timing"] = timings[next(iter(configs))]
+    out["timing_baselines"] = timings
+    for name, timing in timings.items():
+        print(name)
+        for k, v in timing.items():
+            print(f"  {k:16s} median {v['median_ms']:.2f} ms   p95 {v['p95_ms']:.2f} ms   "
+                  f"ratio {v['ratio_to_shipped']:.3f}", flush=True)
 
     if not args.skip_table:
         table = {}
@@ -100,6 +139,17 @@ def main(argv=None):
                 table[variant][f"iou_{occ}"] = results[f"{variant}|{occ}"]["mean_iou"]
             table[variant]["global"] = results[f"{variant}|none"]["global"]
             table[variant]["ave_face"] = results[f"{variant}|none"]["ave_face"]
+        # rows beside Table 1: the shipped variant with a mirrored second view, and in float
+        extra = {"fused+graphcut+mirror": ("int8, mirror-averaged", {"mirror_average": True})}
+        float_graph = REPO / "build" / "segmenter_float.onnx"
+        if float_graph.exists():
+            extra["fused+graphcut (float)"] = ("float (before 2026-12-02)", {"model_path": float_graph})
+        for row, (config, kwargs) in extra.items():
+            more = evaluate(samples, ("fused+graphcut",), TABLE_OCCLUSIONS, **kwargs)
+            table[row] = {f"iou_{occ}": more[f"fused+graphcut|{occ}"]["mean_iou"] for occ in TABLE_OCCLUSIONS}
+            table[row].update({"global": more["fused+graphcut|none"]["global"],
+                               "ave_face": more["fused+graphcut|none"]["ave_face"],
+                               "ms_per_frame": timings[config]["segment"]["median_ms"], "timed_graph": config})
         out["table1_lfw_parts_validation"] = table
         out["lfw_parts_validation_all_metrics"] = results
         out["lfw_parts_validation_detector_box"] = evaluate(samples, ("fused+graphcut",), ("none",), box_mode="detect")
@@ -108,9 +158,9 @@ def main(argv=None):
             cm[fmt] = evaluate(load_samples(None, fmt, None), ("fused", "fused+graphcut"), ("none",))
         out["celebamask_val"] = cm
         print("\nTable 1 (left), lfw_parts validation, face IoU; ms per 640x480 frame")
-        print(f"{'variant':16s} {'clean':>7s} {'hand':>7s} {'rect':>7s} {'skinhand':>8s} {'ms':>6s}")
+        print(f"{'variant':24s} {'clean':>7s} {'hand':>7s} {'rect':>7s} {'skinhand':>8s} {'ms':>6s}")
         for variant, row in table.items():
-            print(f"{variant:16s} {row['iou_none']:7.4f} {row['iou_hand']:7.4f} {row['iou_rectangle']:7.4f} "
+            print(f"{variant:24s} {row['iou_none']:7.4f} {row['iou_hand']:7.4f} {row['iou_rectangle']:7.4f} "
                   f"{row['iou_skinhand']:8.4f} {row['ms_per_frame']:6.2f}")
     path = write_json("segmentation.json", out)
     print(f"saved {path}")

@@ -32,7 +32,7 @@ VARIANTS = ("fcn", "deconv", "fused", "fused+graphcut")
 OCCLUSIONS = ("none", "hand", "rectangle", "skinhand")
 
 
-def segmenter_for(variant: str, model_path=None, mirror_average: bool = True) -> FaceSegmenter:
+def segmenter_for(variant: str, model_path=None, mirror_average: bool = False) -> FaceSegmenter:
     """The segmenter of a Table 1 variant; a one-stream variant reads the model's streams sibling."""
     stream = variant.split("+")[0]
     if model_path is not None and stream != "fused":
@@ -90,7 +90,7 @@ def load_samples(folder, fmt: str, limit: int | None):
 
 
 def evaluate(samples, variants=("fused+graphcut",), occlusions=("none",), box_mode="label",
-             seed: int = 0, model_path=None, mirror_average: bool = True) -> dict:
+             seed: int = 0, model_path=None, mirror_average: bool = False) -> dict:
     hands = load_hands() if {"hand", "skinhand"} & set(occlusions) else []
     results = {}
     for occlusion in occlusions:
@@ -136,7 +136,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--model", type=Path, default=None)
-    ap.add_argument("--no-mirror", action="store_true", help="one view per crop (SegmenterOptions.mirror_average off)")
+    ap.add_argument("--mirror", action="store_true", help="average each map with the mirrored crop's (SegmenterOptions.mirror_average)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     folder = args.folder
@@ -144,7 +144,7 @@ def main(argv=None):
         folder = data_dir() / "lfw_parts" / "validation"
     samples = load_samples(folder, args.format, args.limit)
     results = evaluate(samples, args.variant, args.occlusion, args.box, args.seed, args.model,
-                       not args.no_mirror)
+                       args.mirror)
     if args.json:
         write_json_atomic(args.json, {"folder": str(folder), "format": args.format, "box": args.box,
                                       "seed": args.seed, "results": results})
