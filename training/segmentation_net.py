@@ -42,6 +42,10 @@ SHAPES = {
     # mirrors: x0.80 the network time (training.segmentation_prune makes it from "deep")
     "lean": {"widths": (8, 24, 32, 64, 160), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
              "deconv_widths": (64, 32, 24, 8)},
+    # "deep" with stages 4-5 at 128 and 2 x 256 channels, fc6 384 (2.5x the parameters): in int8
+    # (training.segmentation_quantize) x1.15 the time of "deep" in int8, where float costs x1.54
+    "wide": {"widths": (8, 32, 48, 128, 256), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 384,
+             "deconv_widths": (128,) + DECONV_WIDTHS[1:]},
     "lean_s3": {"widths": (8, 32, 32, 64, 160), "convs_per_stage": CONVS_PER_STAGE[:4] + (2,), "fc6_width": 256,
                 "deconv_widths": (64, 32, 32, 8)},
 }

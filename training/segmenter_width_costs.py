@@ -6,7 +6,9 @@ so more hand IoU needs more capacity; this says how much of the 5 ms budget capa
     .venv-train/bin/python -m training.segmenter_width_costs [--runs 200]
 
 Prints parameters, median ms per 128x128 crop and the ratio to the network shipped until
-2026-12-01 (the base shape, switches kept as a tie-broken mask); saves
+2026-12-01 (the base shape, switches kept as a tie-broken mask), in float and in int8 (the
+shapes with difference switches, quantised as training.segmentation_quantize does what ships,
+calibrated on random crops: the time does not depend on the scales); saves
 bench/results/segmenter_width_costs.json. Weights do not change the time, only the shape does.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.files import write_text
 from training.segmentation_net import (CONVS_PER_STAGE, FC6_WIDTH, WIDTHS, ExportWrapper, TwoStreamSegmenter,
                                        export_onnx)
 from training.segmentation_net import SHAPES as NET_SHAPES
+from training.segmentation_quantize import quantise
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +38,7 @@ def shape(widths, convs, fc6) -> dict:
             "deconv_widths": (widths[3], widths[2], widths[1], widths[0])}
 
 
+INT8 = ", int8"
 BASELINE = "base, tie-break switches"  # the network shipped until 2026-12-01; ratios are to it
 TIE_BREAK = {"switches": "tie_break"}
 SHAPES = {  # every other row keeps its pooling switches as differences (segmentation_net.pool_with_switches)
@@ -47,6 +51,7 @@ SHAPES = {  # every other row keeps its pooling switches as differences (segment
     "twice the widths": shape(tuple(2 * w for w in WIDTHS), CONVS_PER_STAGE, 2 * FC6_WIDTH),
     "deep (stage 5: 2 x 160, fc6 256; shipped)": NET_SHAPES["deep"],
     "deep_light (stage 5: 2 x 128, fc6 192)": NET_SHAPES["deep_light"],
+    "wide (stages 4-5: 128, 2 x 256, fc6 384)": NET_SHAPES["wide"],
     "deep, tie-break switches": {**NET_SHAPES["deep"], **TIE_BREAK},
 }
 
@@ -64,6 +69,7 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     crop = np.random.default_rng(0).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
+    calibration = np.random.default_rng(2).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
     sessions, params = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, kwargs in SHAPES.items():
@@ -72,6 +78,10 @@ def main(argv=None) -> None:
             path = Path(tmp) / f"{len(sessions)}.onnx"
             export_onnx(ExportWrapper(net, ("fused",)), path, ("fused",))
             sessions[name] = session(path)
+            if kwargs.get("switches", "difference") == "difference":
+                quantise(path, path.with_suffix(".int8.onnx"), calibration)
+                sessions[name + INT8] = session(path.with_suffix(".int8.onnx"))
+                params[name + INT8] = params[name]
         times = {name: [] for name in sessions}
         order = np.random.default_rng(1)
         for _ in range(args.runs):  # a new order every round, so that no shape always comes first
@@ -84,10 +94,11 @@ def main(argv=None) -> None:
     rows = []
     for name, ms in times.items():
         median = float(np.median(ms))
-        kwargs = {"switches": "difference", **SHAPES[name]}
+        kwargs = {"switches": "difference", **SHAPES[name.removesuffix(INT8)]}
         rows.append({"shape": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
-                     "parameters": params[name], "ms_median": median, "ratio_to_baseline": median / baseline})
-        print(f"{name:48s} {params[name]:>9,d} parameters  {median:5.2f} ms  x{median / baseline:.2f}")
+                     "int8": name.endswith(INT8), "parameters": params[name], "ms_median": median,
+                     "ratio_to_baseline": median / baseline})
+        print(f"{name:56s} {params[name]:>9,d} parameters  {median:5.2f} ms  x{median / baseline:.2f}")
     out = REPO / "bench" / "results" / "segmenter_width_costs.json"
     write_text(out, json.dumps({"runs": args.runs, "onnxruntime": ort.__version__, "baseline": BASELINE,
                                 "rows": rows}, indent=1))
