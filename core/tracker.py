@@ -275,16 +275,17 @@ class FaceTracker:
             tried.append(segmented)
         return first + (tried[0],)
 
-    def _check_detection(self, frame: "PreparedFrame", rounds: int = 2) -> "PreparedFrame":
+    def _check_detection(self, frame: "PreparedFrame", rounds: int = 3) -> "PreparedFrame":
         """Move a still photo's start to the face the segmenter sees when the detection's mask
         says the box is wrong (empty: the cascade fired on something else; cut by the crop, or
         much larger when segmented again around itself: the box holds part of a turned face).
-        The face is searched for in the whole photo, or around the partial mask, and segmented
-        again in the box of the blob found."""
+        The face is searched for around the partial mask, or in the whole photo when there is
+        none or when the search around it found no whole face either (a speck of a mask, just
+        over the empty share, leads nowhere), and segmented again in the box of the blob found."""
         t0 = time.perf_counter()
         image, mask, face_box = frame.image, frame.mask, frame.face_box
         scale = self._segmenter.options.crop_scale
-        moved = None
+        moved, searched_part = None, False
         for _ in range(rounds):
             crop = crop_box_from_face_box(face_box, scale)
             blob = face_blob(mask, crop[2])
@@ -299,7 +300,8 @@ class FaceTracker:
                 moved = largest_component_box(mask) or grown
                 continue
             # no face in the crop: search the whole photo; part of one: around that part
-            search = _whole_photo_box(image.shape, self._segmenter) if blob is None else blob[0]
+            search = _whole_photo_box(image.shape, self._segmenter) if blob is None or searched_part else blob[0]
+            searched_part = searched_part or blob is not None
             found = largest_component_box(self._segment(image, search))
             if found is None:
                 break

@@ -180,6 +180,21 @@ def test_a_detection_whose_mask_is_empty_moves_to_the_face_the_segmenter_finds()
         assert "detection_check_ms" in moved.timings
 
 
+def test_a_detection_on_skin_that_every_crop_cuts_moves_to_the_face_in_the_whole_photo():
+    """The cascade fired on a long stripe of skin (an arm): its mask is cut by the crop, and so is
+    the mask of the search around it. Rather than start on the stripe, the whole photo is searched."""
+    from core.tracker import PreparedFrame
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
+        t._segmenter.face[45:60, :150] = 1
+        image = np.zeros((300, 400, 3), np.uint8)
+        wrong = PreparedFrame(image, t._segment(image, (30, 30, 40, 40)), (30, 30, 40, 40), (35, 40, 30, 30), {})
+        moved = t._check_detection(wrong)
+        x, y, w, h = moved.start_box
+        assert abs(x + w / 2 - 280) < 10 and abs(y + h / 2 - 160) < 25 and 60 < w < 100
+
+
 def test_a_detection_whose_mask_holds_the_face_stays():
     from core.tracker import PreparedFrame
 
