@@ -309,10 +309,15 @@ def test_the_run_time_export_has_the_fused_output_alone_and_gives_what_its_strea
     x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
     fused = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(["fused"], {"crop_bgr": x})[0]
              for p in (out, streams)]
-    assert np.abs(fused[0] - fused[1]).max() < 1e-5
+    assert np.abs(fused[0] - fused[1]).max() < 1e-4 and np.abs(fused[0] - fused[1]).mean() < 1e-6
     # weights load from the sibling, which alone keeps each stream's head
     loaded, shape = load_exported_network(out)
     assert shape == "base" and output_difference(loaded, streams, crops)["threshold_flips"] == 0.0
+    # ... stored in float16, cast to float32 as the graph starts: within float16 rounding of the network
+    stored = {i.name: i.data_type for i in every.initializer}
+    assert sum(t == onnx.TensorProto.FLOAT16 for t in stored.values()) >= 20
+    assert all(n.op_type == "Cast" for n in every.node[:20])
+    assert output_difference(net, streams, crops)["mean"] < 1e-3
 
 
 def test_a_run_time_export_without_its_streams_sibling_is_refused_for_training(tmp_path):
