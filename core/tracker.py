@@ -280,8 +280,9 @@ class FaceTracker:
         says the box is wrong (empty: the cascade fired on something else; cut by the crop, or
         much larger when segmented again around itself: the box holds part of a turned face).
         The face is searched for around the partial mask, or in the whole photo when there is
-        none or when the search around it found no whole face either (a speck of a mask, just
-        over the empty share, leads nowhere), and segmented again in the box of the blob found."""
+        none or when the search around it found nothing or no whole face either (a speck of a
+        mask, just over the empty share, leads nowhere), and segmented again in the box of the
+        blob found."""
         t0 = time.perf_counter()
         image, mask, face_box = frame.image, frame.mask, frame.face_box
         scale = self._segmenter.options.crop_scale
@@ -299,12 +300,15 @@ class FaceTracker:
                 mask = self._segment(image, face_box)
                 moved = largest_component_box(mask) or grown
                 continue
-            # no face in the crop: search the whole photo; part of one: around that part
-            search = _whole_photo_box(image.shape, self._segmenter) if blob is None or searched_part else blob[0]
-            searched_part = searched_part or blob is not None
-            found = largest_component_box(self._segment(image, search))
+            # no face in the crop: search the whole photo; part of one: around that part, once
+            whole = blob is None or searched_part
+            searched_part = True
+            found = largest_component_box(self._segment(
+                image, _whole_photo_box(image.shape, self._segmenter) if whole else blob[0]))
             if found is None:
-                break
+                if whole:
+                    break
+                continue  # nothing around the part: the next round searches the whole photo
             face_box = found[0]
             mask = self._segment(image, face_box)
             moved = largest_component_box(mask)

@@ -195,6 +195,33 @@ def test_a_detection_on_skin_that_every_crop_cuts_moves_to_the_face_in_the_whole
         assert abs(x + w / 2 - 280) < 10 and abs(y + h / 2 - 160) < 25 and 60 < w < 100
 
 
+class _ContextSegmenter(_FakeSegmenter):
+    """Also sees a square of 'face' at (60-100, 100-140), but only in crops of 80 px or more: a
+    texture that looks like skin in a wide view and like nothing close up."""
+
+    def segment(self, image, box):
+        from core.detection import crop_box_from_face_box
+
+        out = super().segment(image, box)
+        if crop_box_from_face_box(box, self.options.crop_scale)[2] < 80:
+            out[100:140, 60:100] = 0
+        return out
+
+
+def test_a_detection_whose_cut_mask_leads_to_nothing_moves_to_the_face_in_the_whole_photo():
+    from core.tracker import PreparedFrame
+
+    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+        t._segmenter = _ContextSegmenter((300, 400), (280, 160), 50)
+        t._segmenter.face[100:140, 60:100] = 1
+        image = np.zeros((300, 400, 3), np.uint8)
+        box = (20.0, 90.0, 60.0, 60.0)
+        wrong = PreparedFrame(image, t._segment(image, box), box, (25, 100, 50, 50), {})
+        assert wrong.mask.sum() > 0                              # part of the square, cut by the crop
+        x, y, w, h = t._check_detection(wrong).start_box
+        assert abs(x + w / 2 - 280) < 10 and abs(y + h / 2 - 160) < 25 and 60 < w < 100
+
+
 def test_a_detection_whose_mask_holds_the_face_stays():
     from core.tracker import PreparedFrame
 
