@@ -11,10 +11,11 @@ recoloured cut-out), with a synthetic rectangle and with a hand made of the face
 build/, written by training/train_segmentation.py, when present). Also celebamask_mini val with
 and without ears, and the Viola-Jones box instead of the label box.
 Timed in the same run, interleaved with the shipped configuration (the int8 network, one view):
-the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the Table 1 row
-"+ mirror"), and the float network (build/segmenter_float.onnx, written by
-training.segmentation_quantize), what shipped before 2026-12-02; ratios are to the shipped
-configuration's medians.
+the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the row beside Table
+1 "+mirror"), the same network in float (build/segmenter_float.onnx, written by
+training.segmentation_quantize), and with --before FILE another segmenter file (e.g. the one
+shipped before: `git show c225622:models/segmenter.onnx > build/segmenter_before.onnx`); ratios
+are to the shipped configuration's medians.
 Saves bench/results/segmentation.json (atomic write).
 """
 from __future__ import annotations
@@ -65,13 +66,17 @@ def time_segmenter(segmenter: FaceSegmenter, frames, repeat: int, raw: bool = Fa
     return {k: (list(v) if raw else summary(v)) for k, v in times.items()}
 
 
-def configurations() -> dict[str, FaceSegmenter]:
+FLOAT_GRAPH = REPO / "build" / "segmenter_float.onnx"
+
+
+def configurations(before: Path | None = None) -> dict[str, FaceSegmenter]:
     """The shipped segmenter and the same-run baselines that exist on this checkout."""
     configs = {"shipped (int8)": FaceSegmenter(),
                "int8, mirror-averaged": FaceSegmenter(options=SegmenterOptions(mirror_average=True))}
-    float_graph = REPO / "build" / "segmenter_float.onnx"
-    if float_graph.exists():
-        configs["float (before 2026-12-02)"] = FaceSegmenter(float_graph)
+    if FLOAT_GRAPH.exists():
+        configs["same network in float"] = FaceSegmenter(FLOAT_GRAPH)
+    if before is not None:
+        configs[f"before: {before.name}"] = FaceSegmenter(before)
     return configs
 
 
@@ -106,12 +111,13 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N validation images")
     ap.add_argument("--repeat", type=int, default=25, help="timing passes over the 8 test frames")
     ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--before", type=Path, default=None, help="another segmenter file to time and evaluate beside")
     args = ap.parse_args(argv)
 
     frames = test_frames()
     # the load average says how much else was running (the timings share 2 cores)
     out = {"machine": machine(), "frame": [FRAME_W, FRAME_H], "threads": 1, "load_average_before": os.getloadavg()}
-    configs = configurations()
+    configs = configurations(args.before)
     timings = time_interleaved(configs, frames, args.repeat)
     for c in configs.values():
         c.close()
@@ -141,9 +147,10 @@ def main(argv=None):
             table[variant]["ave_face"] = results[f"{variant}|none"]["ave_face"]
         # rows beside Table 1: the shipped variant with a mirrored second view, and in float
         extra = {"fused+graphcut+mirror": ("int8, mirror-averaged", {"mirror_average": True})}
-        float_graph = REPO / "build" / "segmenter_float.onnx"
-        if float_graph.exists():
-            extra["fused+graphcut (float)"] = ("float (before 2026-12-02)", {"model_path": float_graph})
+        if FLOAT_GRAPH.exists():
+            extra["fused+graphcut (float)"] = ("same network in float", {"model_path": FLOAT_GRAPH})
+        if args.before is not None:
+            extra["fused+graphcut (before)"] = (f"before: {args.before.name}", {"model_path": args.before})
         for row, (config, kwargs) in extra.items():
             more = evaluate(samples, ("fused+graphcut",), TABLE_OCCLUSIONS, **kwargs)
             table[row] = {f"iou_{occ}": more[f"fused+graphcut|{occ}"]["mean_iou"] for occ in TABLE_OCCLUSIONS}

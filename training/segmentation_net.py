@@ -13,8 +13,9 @@ Widths: VGG-16 (64..512, 13 convs) costs ~5 GMAC at 128x128, far beyond 5 ms on 
 "base" shape keeps VGG's outline (two convs in the middle stages, widths growing) at WIDTHS =
 (8, 32, 48, 64, 96), chosen by timing untrained exports on one ONNX Runtime thread
 (training.segmenter_width_costs); a face/non-face task needs far fewer features than 21-class
-VOC. What ships is the "deep" shape (SHAPES), grown from a trained base network: the added
-capacity sits at 8x8 and 4x4, where it is cheap.
+VOC. What ships is the "wide" shape (SHAPES), grown from a trained "deep" network, itself grown
+from a trained base network: the added capacity sits at 16x16, 8x8 and 4x4, where it is cheap,
+and cheaper still in int8 (training.segmentation_quantize).
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ CONVS_PER_STAGE = (1, 1, 2, 2, 1)  # 3x3 convs before each pooling
 DECONV_WIDTHS = (64, 48, 32, 8)  # conv after unpooling to 8, 16, 32, 64 px; at 128 px the score
 FC6_WIDTH = 128
 INPUT_SIZE = 128
-# Named network shapes (constructor arguments). "deep", what ships, adds capacity where it is
-# cheap, at 8x8 and 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.15x the
-# time; training.segmenter_width_costs); grown from "base" by training.segmentation_widen.
+# Named network shapes (constructor arguments). "deep" adds capacity where it is cheap, at 8x8
+# and 4x4: stage 5 two convs of 160, fc6 256 (2.5x the parameters for ~1.15x the time;
+# training.segmenter_width_costs); grown from "base" by training.segmentation_widen. "wide", what
+# ships since 2026-12-02, grows "deep" at 16x16, 8x8 and 4x4.
 SHAPES = {
     "base": {"widths": WIDTHS, "convs_per_stage": CONVS_PER_STAGE, "fc6_width": FC6_WIDTH,
              "deconv_widths": DECONV_WIDTHS},

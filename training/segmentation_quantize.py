@@ -2,6 +2,7 @@
 
     .venv-train/bin/python -m training.segmentation_quantize [--source models/segmenter_streams.onnx]
         [--out models/segmenter.onnx] [--keep-float build/segmenter_float.onnx]
+        [--report training/logs/segmentation/quantize.json]
 
 The network of the streams export (the float training source) is exported again with its fused
 output alone, then its ordinary convolutions get int8 weights (per output channel, 7-bit range)
@@ -170,7 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "segmenter.onnx")
     ap.add_argument("--keep-float", type=Path, default=BUILD_DIR / "segmenter_float.onnx",
                     help="where to keep the float fused graph (what Table 1's float row times)")
-    ap.add_argument("--report", type=Path, default=BUILD_DIR / "segmenter_quantize.json")
+    ap.add_argument("--report", type=Path, default=REPO_ROOT / "training" / "logs" / "segmentation" / "quantize.json")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         float_path, int8_path = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
