@@ -51,7 +51,7 @@ SHAPES = {  # every other row keeps its pooling switches as differences (segment
     "twice the widths": shape(tuple(2 * w for w in WIDTHS), CONVS_PER_STAGE, 2 * FC6_WIDTH),
     "deep (stage 5: 2 x 160, fc6 256; shipped until 2026-12-02)": NET_SHAPES["deep"],
     "deep_light (stage 5: 2 x 128, fc6 192)": NET_SHAPES["deep_light"],
-    "wide (stages 4-5: 128, 2 x 256, fc6 384; shipped, int8)": NET_SHAPES["wide"],
+    "wide (stages 4-5: 128, 2 x 256, fc6 384; shipped in int8)": NET_SHAPES["wide"],
     "deep, tie-break switches": {**NET_SHAPES["deep"], **TIE_BREAK},
 }
 
