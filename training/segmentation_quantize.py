@@ -4,7 +4,7 @@
         [--out models/segmenter.onnx] [--keep-float build/segmenter_float.onnx]
         [--report training/logs/segmentation/quantize.json]
 
-The network of the streams export (the float training source) is exported again with its fused
+The network of the streams export (the training source, weights stored in float16) is exported again with its fused
 output alone, then its ordinary convolutions get int8 weights (per output channel, 7-bit range)
 and uint8 activations (per tensor, asymmetric), with scales from min-max calibration on lfw_parts
 *train* crops, half of them under a recoloured hand (training.segmentation_data). ONNX Runtime
@@ -18,7 +18,7 @@ What stays float, and why:
     (validation flips 0.96 % -> 0.63 % under hands without it, for x1.12 the time);
   * the 1x1 score convolutions (two outputs each): the logits, where rounding moves the boundary.
 The 7-bit weights ("reduce_range") keep u8 x s8 products clear of the int16 saturation of
-x86 CPUs without VNNI, so the same file gives the same masks on every x86 machine.
+x86 CPUs without VNNI, so that those compute the sums that VNNI CPUs do (not measured on one).
 
 Refuses (leaving --out as it was) when the int8 network parts from the float one on the
 lfw_parts *validation* crops at 128x128: mean face IoU lower by more than `MAX_IOU_LOSS` (clean or
