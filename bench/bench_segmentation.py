@@ -14,7 +14,7 @@ Timed in the same run, interleaved with the shipped configuration (the int8 netw
 the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the row beside Table
 1 "+mirror"), the same network in float (build/segmenter_float.onnx, written by
 training.segmentation_quantize), and with --before FILE another segmenter file (e.g. the one
-shipped before: `git show c225622:models/segmenter.onnx > build/segmenter_before.onnx`); ratios
+shipped before: `git show c225622:models/segmenter.onnx > build/segmenter_deep_float_shipped.onnx`); ratios
 are to the shipped configuration's medians.
 Saves bench/results/segmentation.json (atomic write).
 """

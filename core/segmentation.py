@@ -236,6 +236,11 @@ def paste_crop_map(crop_map: np.ndarray, crop_box, frame_shape, dtype) -> np.nda
     return out
 
 
+def network_input(crops_bgr: np.ndarray) -> np.ndarray:
+    """(N, 128, 128, 3) uint8 BGR crops -> the segmenter's input, (N, 3, 128, 128) float32 0..255."""
+    return np.ascontiguousarray(crops_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
 def _providers(device: str) -> list[str]:
     import onnxruntime as ort
     if device == "cpu":
@@ -361,10 +366,10 @@ class FaceSegmenter:
 
     def infer_crops(self, crops_bgr: np.ndarray) -> np.ndarray:
         """(N, 128, 128) probabilities of a batch of (N, 128, 128, 3) uint8 BGR crops."""
-        x = crops_bgr.transpose(0, 3, 1, 2)
+        x = network_input(crops_bgr)
         if self.options.mirror_average:
             x = np.concatenate([x, x[..., ::-1]])
-        p = self._session.run([self._output], {self._input: np.ascontiguousarray(x, dtype=np.float32)})[0][:, 0]
+        p = self._session.run([self._output], {self._input: x})[0][:, 0]
         if self.options.mirror_average:
             n = len(crops_bgr)
             p = 0.5 * (p[:n] + p[n:, :, ::-1])

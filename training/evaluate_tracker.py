@@ -27,10 +27,10 @@ from .fit_landmarks68 import held_out, load_samples, point_error
 from .paths import BUILD_DIR, REPO_ROOT, require_data
 
 
-def held_out_samples(samples):
-    """Our held-out tenth of landmarks68, in sorted file-name order."""
+def held_out_samples(samples, held: bool = True):
+    """Our held-out tenth of landmarks68 (or with held=False the rest), in sorted file-name order."""
     mask = held_out([s.file for s in samples])
-    return sorted((s for s, m in zip(samples, mask) if m), key=lambda s: s.file)
+    return sorted((s for s, m in zip(samples, mask) if m == held), key=lambda s: s.file)
 
 
 FAILED_NME = 0.20  # a start on the wrong thing: the fit lands elsewhere (inter-ocular units)
@@ -39,8 +39,7 @@ FAILED_NME = 0.20  # a start on the wrong thing: the fit lands elsewhere (inter-
 def training_photo_samples(samples, count: int):
     """`count` photos spread over the landmarks68 photos outside the held-out tenth (the
     regressor learnt on them: their error flatters it, but a wrong start fails there too)."""
-    mask = held_out([s.file for s in samples])
-    others = sorted((s for s, m in zip(samples, mask) if not m), key=lambda s: s.file)
+    others = held_out_samples(samples, held=False)
     return [others[i] for i in np.linspace(0, len(others) - 1, min(count, len(others))).astype(int)]
 
 

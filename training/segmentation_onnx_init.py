@@ -27,9 +27,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from core.segmentation import network_input
 from core.segmentation import streams_model_path as streams_path
 
 from training.segmentation_net import TwoStreamSegmenter, unfold_heads
+
+
+def set_folded(conv: nn.Conv2d, bn: nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """A folded conv + BatchNorm pair in the modules: the conv takes the folded weight, the
+    BatchNorm becomes the identity (eval mode) plus the folded bias."""
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(bias)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
 
 
 def conv_bn_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -100,15 +112,11 @@ def stored_network(net: nn.Module) -> nn.Module:
     with torch.no_grad():
         for conv, bn in conv_bn_pairs(out):
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            conv.weight.mul_(scale.view(-1, 1, 1, 1))
             bias = bn.bias - bn.running_mean * scale
             if conv.bias is not None:
                 bias = bias + conv.bias * scale
                 conv.bias.zero_()
-            bn.weight.fill_(1.0)
-            bn.bias.copy_(bias)
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0 - bn.eps)
+            set_folded(conv, bn, conv.weight * scale.view(-1, 1, 1, 1), bias)
     _round_to_half(list(out.parameters()) + list(out.buffers()))
     return out
 
@@ -176,11 +184,7 @@ def load_onnx_weights(net: TwoStreamSegmenter, path: Path) -> TwoStreamSegmenter
         for (conv, bn), (weight, bias) in zip(pairs, folded):
             if tuple(conv.weight.shape) != weight.shape:
                 raise ValueError(f"{path}: folded conv {weight.shape} does not fit {tuple(conv.weight.shape)}")
-            conv.weight.copy_(torch.from_numpy(np.array(weight)))
-            bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(np.array(bias)))
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0 - bn.eps)
+            set_folded(conv, bn, torch.from_numpy(np.array(weight)), torch.from_numpy(np.array(bias)))
     return net
 
 
@@ -215,7 +219,7 @@ def output_difference(net: TwoStreamSegmenter, path: Path, crops: np.ndarray) ->
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+    x = network_input(crops)
     reference = session.run(None, {session.get_inputs()[0].name: x})
     net.eval()
     with torch.no_grad():

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.segmentation import network_input
 from training.paths import BUILD_DIR, REPO_ROOT
 
 MAX_IOU_LOSS = 0.005
@@ -74,16 +75,11 @@ def calibration_crops(count: int = CALIBRATION_CROPS, seed: int = CALIBRATION_SE
     return np.stack(crops)
 
 
-def as_network_input(crops: np.ndarray) -> np.ndarray:
-    """(N, 128, 128, 3) uint8 -> (N, 3, 128, 128) float32 0..255, the segmenter's input."""
-    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
-
-
 class _CropReader:
     """onnxruntime.quantization's calibration feed: one crop per call."""
 
     def __init__(self, crops: np.ndarray, input_name: str):
-        self._items = iter([{input_name: as_network_input(c[None])} for c in crops])
+        self._items = iter([{input_name: network_input(c[None])} for c in crops])
 
     def get_next(self):
         return next(self._items, None)
@@ -126,15 +122,14 @@ def fused_probabilities(path: Path, crops: np.ndarray, batch: int = 16) -> np.nd
     so.log_severity_level = 3
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(["fused"], {name: as_network_input(crops[i:i + batch])})[0][:, 0]
+    return np.concatenate([session.run(["fused"], {name: network_input(crops[i:i + batch])})[0][:, 0]
                            for i in range(0, len(crops), batch)])
 
 
 def mean_iou(probability: np.ndarray, targets: np.ndarray) -> float:
     """Mean over crops of the face IoU of the 0.5-thresholded map (1 where both are empty)."""
-    p, g = probability > 0.5, targets.astype(bool)
-    inter, union = (p & g).sum((1, 2)), (p | g).sum((1, 2))
-    return float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 1.0)))
+    from training.diagnose_hands import per_crop_iou
+    return float(per_crop_iou(probability > 0.5, targets.astype(bool)).mean())
 
 
 @dataclass
