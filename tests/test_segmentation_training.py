@@ -371,7 +371,7 @@ def test_distillation_loss_is_zero_for_the_teachers_own_scores_and_grows_with_di
     assert 0 < float(distillation_loss(near, teacher)) < float(distillation_loss(far, teacher))
 
 
-def test_quantisation_makes_the_dense_convolutions_int8_and_leaves_switches_first_convs_and_scores_float(tmp_path):
+def test_quantisation_makes_the_dense_convolutions_int8_and_leaves_switches_first_and_narrow_convs_float(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
     from training.segmentation_net import TwoStreamSegmenter
@@ -386,7 +386,7 @@ def test_quantisation_makes_the_dense_convolutions_int8_and_leaves_switches_firs
     depthwise = {k for k, n in convs.items() if any(a.name == "group" and a.i > 1 for a in n.attribute)}
     assert names and not depthwise & set(names)
     assert set(convs) - depthwise - set(names) == {"/stages.0.0.0/Conv", "/stages.1.0.0/Conv", "/score5/Conv",
-                                                   "/score4/Conv", "/score3/Conv"}
+                                                   "/score4/Conv", "/score3/Conv", "/deconvs.3/deconvs.3.0/Conv"}
     crops = np.random.default_rng(2).integers(0, 256, (6, 128, 128, 3), dtype=np.uint8)
     int8 = tmp_path / "int8.onnx"
     assert quantise(out, int8, crops) == names
