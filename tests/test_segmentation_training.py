@@ -292,7 +292,7 @@ def test_the_run_time_export_has_the_fused_output_alone_and_gives_what_its_strea
     onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
     import onnxruntime as ort
     from training.segmentation_net import TwoStreamSegmenter
-    from training.segmentation_onnx_init import export_segmenter, load_exported_network, output_difference
+    from training.segmentation_onnx_init import export_segmenter, load_exported_network, output_difference, reproduces
     torch.manual_seed(5)
     net = _random_batchnorm(TwoStreamSegmenter(), torch).eval()
     out = tmp_path / "segmenter.onnx"
@@ -312,7 +312,9 @@ def test_the_run_time_export_has_the_fused_output_alone_and_gives_what_its_strea
     assert np.abs(fused[0] - fused[1]).max() < 1e-4 and np.abs(fused[0] - fused[1]).mean() < 1e-6
     # weights load from the sibling, which alone keeps each stream's head
     loaded, shape = load_exported_network(out)
-    assert shape == "base" and output_difference(loaded, streams, crops)["threshold_flips"] == 0.0
+    # (float rounding only: PyTorch and ONNX Runtime sum in other orders, so on some CPUs a pixel of
+    # this random network's map sits close enough to 0.5 to change side; seen on an AVX2-only EPYC)
+    assert shape == "base" and reproduces(output_difference(loaded, streams, crops))
     # ... stored in float16, cast to float32 as the graph starts: within float16 rounding of the network
     stored = {i.name: i.data_type for i in every.initializer}
     assert sum(t == onnx.TensorProto.FLOAT16 for t in stored.values()) >= 20
