@@ -144,6 +144,54 @@ def test_nothing_is_covered_without_occluders_or_on_negatives():
     assert not covered.any()
 
 
+def test_occluders_mark_every_pixel_a_hand_painted_over_the_face_and_beside_it():
+    maker = _maker(p_hand=1.0)
+    crops, targets, covered, occluders = maker.batch_with_occluders(np.random.default_rng(0), 6)
+    # the same samples as batch_with_cover draws from the same seed
+    same = maker.batch_with_cover(np.random.default_rng(0), 6)
+    for a, b in zip((crops, targets, covered), same):
+        np.testing.assert_array_equal(a, b)
+    # the covered face pixels were painted by the hand (but for the odd pixel that the recoloured
+    # hand happened to paint in the colour it had), and the hand reaches beyond the face
+    assert (covered & occluders).sum() >= 0.995 * covered.sum()
+    assert np.all((occluders & (1 - covered) & (1 - targets)).sum((1, 2)) > 0)
+
+
+def test_no_occluders_without_hands_and_hands_on_negatives_are_occluders_too():
+    _, _, _, occluders = _maker(p_hand=0.0).batch_with_occluders(np.random.default_rng(0), 4)
+    assert not occluders.any()
+    maker = _maker(p_hand=1.0)
+    rng = np.random.default_rng(3)
+    found = [maker.negative_with_occluders(rng) for _ in range(12)]
+    with_hand = [target for _, target, occ in found if occ.any()]
+    assert 0 < len(with_hand) < len(found)  # half of the face-free pictures get a hand
+    assert not any(target.any() for target in with_hand)  # and no face
+
+
+def test_occluder_heads_read_the_networks_features_and_learn_where_occluders_are():
+    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
+    from training.segmentation_net import TwoStreamSegmenter
+    from training.train_segmentation import OccluderHeads, to_tensor
+    torch.manual_seed(0)
+    net = TwoStreamSegmenter().eval()
+    crops, _, _, occluders = _maker(p_hand=1.0).batch_with_occluders(np.random.default_rng(0), 4)
+    x = to_tensor(crops)
+    scores, features = net.forward_with_features(x)
+    for k, v in net(x).items():  # the features come with the very scores forward gives
+        torch.testing.assert_close(scores[k], v)
+    assert features["deconv"].shape[-2:] == (128, 128) and features["pool3"].shape[-2:] == (16, 16)
+    heads = OccluderHeads(net)
+    features = {k: v.detach() for k, v in features.items()}
+    opt = torch.optim.Adam(heads.parameters(), lr=0.05)
+    first = heads.loss(features, occluders)
+    for _ in range(30):
+        loss = heads.loss(features, occluders)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert heads.loss(features, occluders).item() < 0.8 * first.item()
+
+
 def test_hand_weights_stress_covered_pixels_and_their_surroundings():
     pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     from training.train_segmentation import HAND_WEIGHT_REACH, hand_weights

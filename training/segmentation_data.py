@@ -332,6 +332,11 @@ def photometric(image, rng: np.random.Generator):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def changed_pixels(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """uint8 {0, 1}: the pixels where two same-sized BGR images differ (what an occluder painted)."""
+    return (np.abs(after.astype(np.int16) - before.astype(np.int16)).sum(2) > 0).astype(np.uint8)
+
+
 # ---------------------------------------------------------------- sample makers
 
 @dataclass
@@ -363,19 +368,24 @@ class SampleMaker:
     def positive_with_cover(self, rng: np.random.Generator):
         """(crop, target, covered): `covered` marks the face pixels that occluders took away
         (the pixels a hand-weighted loss stresses)."""
+        return self.positive_with_occluders(rng)[:3]
+
+    def positive_with_occluders(self, rng: np.random.Generator):
+        """(crop, target, covered, occluders): as positive_with_cover, plus every pixel an
+        occluder changed, over the face or not (the target of training's auxiliary heads)."""
         o = self.options
         source, i = self.index[rng.integers(len(self.index))]
         image, face = source.load(i)
         box = face_crop_box(face)
         if box is None:
-            crop, target = self.negative(rng)
-            return crop, target, np.zeros_like(target)
+            crop, target, occluders = self.negative_with_occluders(rng)
+            return crop, target, np.zeros_like(target), occluders
         box = jittered_box(box, rng)
         matrix = crop_affine(box, rng.uniform(-o.max_rotation_deg, o.max_rotation_deg))
         crop, target = warp_crop(image, face, matrix)
         if rng.random() < o.p_flip:
             crop, target = crop[:, ::-1].copy(), target[:, ::-1].copy()
-        face_before = target.copy()
+        face_before, crop_before = target.copy(), crop.copy()
         tone = skin_tone_lab(crop, target)
         if self.hands and rng.random() < o.p_hand:
             for _ in range(1 if rng.random() < 0.8 else 2):
@@ -387,13 +397,19 @@ class SampleMaker:
                     crop, target = composite_hand(crop, target, hand, tone, rng)
         if rng.random() < o.p_rectangles:
             crop, target = add_rectangles(crop, target, rng)
+        occluders = changed_pixels(crop_before, crop)
         if rng.random() < o.p_photometric:
             crop = photometric(crop, rng)
-        return crop, target, face_before & (1 - target)
+        return crop, target, face_before & (1 - target), occluders
 
     def negative(self, rng: np.random.Generator):
         """A crop with no face (or only the edge of one): a face-free picture, maybe with a hand
         on it, or a region of a face image away from the face (its true mask is the target)."""
+        return self.negative_with_occluders(rng)[:2]
+
+    def negative_with_occluders(self, rng: np.random.Generator):
+        """(crop, target, occluders): `negative`, plus the pixels a composited hand changed."""
+        occluders = np.zeros((CROP_SIZE, CROP_SIZE), np.uint8)
         if self.negatives and rng.random() < 0.7:
             picture = self.negatives[rng.integers(len(self.negatives))]
             h, w = picture.shape[:2]
@@ -405,8 +421,10 @@ class SampleMaker:
                 hand = self.hands[rng.integers(len(self.hands))]
                 tone = (np.array([rng.uniform(60, 200), rng.uniform(135, 160), rng.uniform(135, 165)]),
                         np.array([12.0, 4.0, 4.0]))
+                before = crop
                 crop, target = composite_hand(crop, target, hand, tone, rng)
                 target[:] = 0
+                occluders = changed_pixels(before, crop)
         else:
             source, i = self.index[rng.integers(len(self.index))]
             image, face = source.load(i)
@@ -418,7 +436,7 @@ class SampleMaker:
             crop, target = warp_crop(image, face, crop_affine((x, y, side, side)))
         if rng.random() < self.options.p_photometric:
             crop = photometric(crop, rng)
-        return crop, target
+        return crop, target, occluders
 
     def batch(self, rng: np.random.Generator, size: int, negative_fraction: float = 0.0):
         crops, targets, _ = self.batch_with_cover(rng, size, negative_fraction)
@@ -426,15 +444,20 @@ class SampleMaker:
 
     def batch_with_cover(self, rng: np.random.Generator, size: int, negative_fraction: float = 0.0):
         """(crops, targets, covered): as `batch`, plus the face pixels occluders took away."""
+        return self.batch_with_occluders(rng, size, negative_fraction)[:3]
+
+    def batch_with_occluders(self, rng: np.random.Generator, size: int, negative_fraction: float = 0.0):
+        """(crops, targets, covered, occluders): as batch_with_cover, plus every pixel an occluder changed."""
         crops = np.empty((size, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         targets = np.empty((size, CROP_SIZE, CROP_SIZE), np.uint8)
         covered = np.zeros((size, CROP_SIZE, CROP_SIZE), np.uint8)
+        occluders = np.zeros((size, CROP_SIZE, CROP_SIZE), np.uint8)
         for k in range(size):
             if rng.random() < negative_fraction:
-                crops[k], targets[k] = self.negative(rng)
+                crops[k], targets[k], occluders[k] = self.negative_with_occluders(rng)
             else:
-                crops[k], targets[k], covered[k] = self.positive_with_cover(rng)
-        return crops, targets, covered
+                crops[k], targets[k], covered[k], occluders[k] = self.positive_with_occluders(rng)
+        return crops, targets, covered, occluders
 
 
 def validation_crops(source: MaskSource):
@@ -495,7 +518,7 @@ def occlude_for_evaluation(image, face, seed: int, hands: list[Hand], kind: str)
     else:
         occluded, visible = add_rectangles(crop.copy(), target.copy(), rng, count=1)
     # put the occluder back into the frame: pixels that changed in the crop
-    changed = (np.abs(occluded.astype(np.int16) - crop.astype(np.int16)).sum(2) > 0).astype(np.uint8)
+    changed = changed_pixels(crop, occluded)
     # gone from the face: the covered face pixels, and off the crop's face every changed pixel
     # (so that frame face pixels just outside the crop's coarser face outline go too)
     covered = ((target & (1 - visible)) | (changed & (1 - target))).astype(np.float32)

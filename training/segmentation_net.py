@@ -210,11 +210,18 @@ class TwoStreamSegmenter(nn.Module):
         return self.deconv_score(self.deconv_features(switches, top))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_with_features(x)[0]
+
+    def forward_with_features(self, x: torch.Tensor):
+        """(scores, features): the three streams' scores, and what training's auxiliary heads
+        read (training.train_segmentation.OccluderHeads): pool3 (16x16) and the DeconvNet
+        stream's 128x128 features before its score conv."""
         pooled, switches, top = self.encode(x)
         fcn = self.fcn_stream(pooled, top)
-        deconv = self.deconv_stream(switches, top)
+        features = self.deconv_features(switches, top)
+        deconv = self.deconv_score(features)
         fused = self.fuse(torch.cat([fcn, deconv], dim=1))
-        return {"fcn": fcn, "deconv": deconv, "fused": fused}
+        return {"fcn": fcn, "deconv": deconv, "fused": fused}, {"pool3": pooled[2], "deconv": features}
 
 
 def soft_jaccard_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -83,6 +83,26 @@ def hand_weights(covered: np.ndarray, hand_weight: float, reach: int = HAND_WEIG
     return 1.0 + hand_weight * near
 
 
+class OccluderHeads(torch.nn.Module):
+    """Training-only auxiliary heads (never exported): every pixel an occluder painted, predicted
+    from pool3 (16x16, upsampled) and from the DeconvNet stream's 128x128 features. The face
+    target says only that a hand over the face is not face; these make the shared features
+    also say where the hand is, over the background as over the face."""
+
+    def __init__(self, net: TwoStreamSegmenter):
+        super().__init__()
+        self.pool3 = torch.nn.Conv2d(net.score3.in_channels, 1, 1)
+        self.deconv = torch.nn.Conv2d(net.deconv_score.in_channels, 1, 3, padding=1)
+
+    def loss(self, features: dict[str, torch.Tensor], occluders: np.ndarray) -> torch.Tensor:
+        """Mean of the two heads' per-pixel binary cross-entropies."""
+        target = torch.from_numpy(occluders).float()[:, None]
+        coarse = torch.nn.functional.interpolate(self.pool3(features["pool3"]), size=target.shape[-2:],
+                                                 mode="bilinear", align_corners=False)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        return 0.5 * (bce(coarse, target) + bce(self.deconv(features["deconv"]), target))
+
+
 def train_mode(net, frozen_bn: bool) -> None:
     net.train()
     if frozen_bn:
@@ -90,12 +110,16 @@ def train_mode(net, frozen_bn: bool) -> None:
 
 
 def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, best, val_occluded=None,
-              frozen_bn=False, hand_weight=0.0, iou_weight=0.0, teacher=None, distill_weight=0.0):
+              frozen_bn=False, hand_weight=0.0, iou_weight=0.0, teacher=None, distill_weight=0.0,
+              occluder_weight=0.0):
     """Adam with a cosine learning rate over `minutes` of wall time; after every EPOCH_ITERS
     iterations, validation IoU picks the best weights: the fused IoU on clean crops, or with
     `val_occluded` ({kind: (crops, targets)}) the mean over clean and each occluded set. With a
-    `teacher` (a frozen network), `distill_weight` x its per-pixel KL divergence joins the loss."""
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    `teacher` (a frozen network), `distill_weight` x its per-pixel KL divergence joins the loss;
+    `occluder_weight` x the loss of OccluderHeads (trained alongside, then dropped) likewise."""
+    heads = OccluderHeads(net) if occluder_weight > 0 else None
+    params = list(net.parameters()) + (list(heads.parameters()) if heads is not None else [])
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=WEIGHT_DECAY)
     start = time.time()
     budget = minutes * 60.0
     it, losses = 0, []
@@ -106,11 +130,13 @@ def run_stage(net, maker, rng, minutes, lr, negative_fraction, val, log, stage, 
             break
         for group in opt.param_groups:  # cosine over the wall-clock budget
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
-        crops, targets, covered = maker.batch_with_cover(rng, BATCH, negative_fraction)
+        crops, targets, covered, occluders = maker.batch_with_occluders(rng, BATCH, negative_fraction)
         x = to_tensor(crops)
-        scores = net(x)
+        scores, features = net.forward_with_features(x)
         loss = segmentation_loss(scores, torch.from_numpy(targets).long(), hand_weights(covered, hand_weight),
                                  iou_weight)
+        if heads is not None:
+            loss = loss + occluder_weight * heads.loss(features, occluders)
         if teacher is not None and distill_weight > 0:
             with torch.no_grad():
                 taught = teacher(x)
@@ -228,6 +254,8 @@ def main(argv=None):
     ap.add_argument("--distill-weight", type=float, default=0.0,
                     help="weight of a per-pixel KL divergence to the network of --init-onnx as it was "
                          "loaded (before pruning): what a pruned network learns back from (0: none)")
+    ap.add_argument("--occluder-weight", type=float, default=0.0,
+                    help="weight of the training-only heads that find every occluder pixel (OccluderHeads; 0: none)")
     ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
                     help="where the log and curves go (and, when resuming, the log to append to)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
@@ -268,7 +296,8 @@ def main(argv=None):
         previous = json.loads((args.log_dir / "log.json").read_text())
         log, main_best = previous["epochs"], previous["meta"]
     else:
-        best = run_stage(net, maker, rng, args.minutes, LR, 0.0, val, log, "main", best)
+        best = run_stage(net, maker, rng, args.minutes, LR, 0.0, val, log, "main", best,
+                         occluder_weight=args.occluder_weight)
         net.load_state_dict(best["state"])
         main_best = {k: best[k] for k in ("iou", "epoch")}
     if args.finetune_minutes > 0:
@@ -280,15 +309,17 @@ def main(argv=None):
             stage += "_soft_iou"
         if teacher is not None:
             stage += "_distilled"
+        if args.occluder_weight > 0:
+            stage += "_occluder_heads"
         best_ft = run_stage(net, maker, rng, args.finetune_minutes, args.finetune_lr, args.negative_fraction, val,
                             log, stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx),
                             hand_weight=args.hand_weight, iou_weight=args.iou_weight, teacher=teacher,
-                            distill_weight=args.distill_weight)
+                            distill_weight=args.distill_weight, occluder_weight=args.occluder_weight)
         net.load_state_dict(best_ft["state"])
         best = best_ft
     net.eval()
     meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "iou_weight": args.iou_weight, "weight_decay": WEIGHT_DECAY,
-            "distill_weight": args.distill_weight,
+            "distill_weight": args.distill_weight, "occluder_weight": args.occluder_weight,
             "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
