@@ -6,8 +6,9 @@ The 500 validation crops with one recoloured hand each (the crops that select th
 training.train_segmentation), the fused stream thresholded at 0.5. Prints the mean face IoU,
 IoU by the share of the face the hand covers, and the pooled errors: face pixels under the hand
 still called face, visible face pixels missed near the hand (within 4 px: slivers between
-fingers) and far from it, against the clean crops' miss rate. Writes build/diagnose_hands.png:
-the worst crops (clean | with hand | prediction in red | target). With --split train, the same on
+fingers) and far from it, against the clean crops' miss rate; and ceilings: the IoU if the hand
+were known exactly, and if the true mask were drawn at 16, 32 or 64 px. Writes
+build/diagnose_hands.png: the worst crops (clean | with hand | prediction in red | target). With --split train, the same on
 the first 500 lfw_parts training crops (un-jittered, hands seeded alike): equal figures on both
 splits say the network underfits (too small or too briefly trained) rather than overfits.
 """
@@ -40,6 +41,27 @@ def error_breakdown(pred, clean_face, visible_face) -> dict[str, float]:
             "visible_missed_near_hand": float((missed & near).sum() / max(visible_face.sum(), 1)),
             "visible_missed_far_from_hand": float((missed & ~near).sum() / max(visible_face.sum(), 1)),
             "not_face_called_face": float((pred & ~clean_face).sum() / max(visible_face.sum(), 1))}
+
+
+def through_grid(masks: np.ndarray, size: int) -> np.ndarray:
+    """Masks averaged down to size x size and bilinearly back up, thresholded at 0.5: the best a
+    prediction made at that resolution can draw."""
+    full = masks.shape[-1]
+    return np.stack([cv2.resize(cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA),
+                                (full, full), interpolation=cv2.INTER_LINEAR) > 0.5 for m in masks])
+
+
+def ceilings(clean_pred, pred, clean_face, visible) -> dict[str, float]:
+    """Mean IoU under the hand if part of the problem were solved: the hand known exactly and taken
+    from the clean crop's prediction (what is left is the clean crop's own error) or from this
+    prediction (what is left is visible face missed and background called face); and the true
+    mask drawn at 16, 32 and 64 px (what resolution alone costs)."""
+    under_hand = clean_face & ~visible
+    out = {"hand known, clean prediction": per_crop_iou(clean_pred & ~under_hand, visible).mean(),
+           "hand known, this prediction": per_crop_iou(pred & ~under_hand, visible).mean()}
+    for size in (16, 32, 64):
+        out[f"true mask drawn at {size} px"] = per_crop_iou(through_grid(visible, size), visible).mean()
+    return {k: float(v) for k, v in out.items()}
 
 
 def picture(val, occluded, pred, order, count: int = 6) -> np.ndarray:
@@ -75,6 +97,9 @@ def main(argv=None):
     for k, v in error_breakdown(pred, clean_face, visible).items():
         print(f"{k:30s} {v:.3f}")
     print(f"{'clean: visible face missed':30s} {(~clean_pred & clean_face).sum() / clean_face.sum():.3f}")
+    print("mean IoU under the hand if part of it were solved:")
+    for k, v in ceilings(clean_pred, pred, clean_face, visible).items():
+        print(f"  {k:30s} {v:.3f}")
     BUILD_DIR.mkdir(exist_ok=True)
     path = BUILD_DIR / f"diagnose_hands{'_train' if args.split == 'train' else ''}.png"
     cv2.imwrite(str(path), picture(val, occluded, pred, np.argsort(iou)))
