@@ -345,6 +345,7 @@ class AugmentOptions:
     p_hand: float = 0.4
     p_skin_hand: float = 0.0   # share of those hands made of the face's own skin (training.skin_hands)
     p_photometric: float = 0.8
+    p_glasses: float = 0.0     # synthetic glasses and sunglasses (training.synthetic_glasses)
     max_rotation_deg: float = 25.0
     p_flip: float = 0.5
 
@@ -381,12 +382,16 @@ class SampleMaker:
             crop, target, occluders = self.negative_with_occluders(rng)
             return crop, target, np.zeros_like(target), occluders
         box = jittered_box(box, rng)
-        matrix = crop_affine(box, rng.uniform(-o.max_rotation_deg, o.max_rotation_deg))
-        crop, target = warp_crop(image, face, matrix)
-        if rng.random() < o.p_flip:
+        angle = rng.uniform(-o.max_rotation_deg, o.max_rotation_deg)
+        crop, target = warp_crop(image, face, crop_affine(box, angle))
+        flipped = bool(rng.random() < o.p_flip)
+        if flipped:
             crop, target = crop[:, ::-1].copy(), target[:, ::-1].copy()
         face_before, crop_before = target.copy(), crop.copy()
         tone = skin_tone_lab(crop, target)
+        if o.p_glasses > 0 and rng.random() < o.p_glasses:  # no draw when off: old streams stay
+            from training.synthetic_glasses import draw_glasses
+            crop, target = draw_glasses(crop, target, rng, angle, flipped)
         if self.hands and rng.random() < o.p_hand:
             for _ in range(1 if rng.random() < 0.8 else 2):
                 hand = self.hands[rng.integers(len(self.hands))]

@@ -256,6 +256,8 @@ def main(argv=None):
                          "loaded (before pruning): what a pruned network learns back from (0: none)")
     ap.add_argument("--occluder-weight", type=float, default=0.0,
                     help="weight of the training-only heads that find every occluder pixel (OccluderHeads; 0: none)")
+    ap.add_argument("--glasses-prob", type=float, default=AugmentOptions.p_glasses,
+                    help="share of positives with synthetic glasses or sunglasses (training.synthetic_glasses)")
     ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
                     help="where the log and curves go (and, when resuming, the log to append to)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="peak learning rate of the fine-tuning")
@@ -275,7 +277,8 @@ def main(argv=None):
     sources = training_sources(landmarks68=args.landmarks68)
     hands = load_hands()
     maker = SampleMaker(sources, hands, load_negative_images(),
-                        AugmentOptions(p_hand=args.hand_prob, p_skin_hand=args.skin_hand_prob))
+                        AugmentOptions(p_hand=args.hand_prob, p_skin_hand=args.skin_hand_prob,
+                                       p_glasses=args.glasses_prob))
     val = validation_crops(lfw_parts_source("validation"))
     resuming = bool(args.init or args.init_onnx)
     val_occluded = {"hand": hand_occluded(val, hands), "rectangle": rectangle_occluded(val)} if resuming else None
@@ -311,6 +314,8 @@ def main(argv=None):
             stage += "_distilled"
         if args.occluder_weight > 0:
             stage += "_occluder_heads"
+        if args.glasses_prob > 0:
+            stage += "_glasses"
         best_ft = run_stage(net, maker, rng, args.finetune_minutes, args.finetune_lr, args.negative_fraction, val,
                             log, stage, {"iou": -1.0}, val_occluded, frozen_bn=bool(args.init_onnx),
                             hand_weight=args.hand_weight, iou_weight=args.iou_weight, teacher=teacher,
@@ -319,7 +324,7 @@ def main(argv=None):
         best = best_ft
     net.eval()
     meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "iou_weight": args.iou_weight, "weight_decay": WEIGHT_DECAY,
-            "distill_weight": args.distill_weight, "occluder_weight": args.occluder_weight,
+            "distill_weight": args.distill_weight, "occluder_weight": args.occluder_weight, "glasses_prob": args.glasses_prob,
             "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
             "torch": torch.__version__, "trained_on": [s.name for s in sources],
