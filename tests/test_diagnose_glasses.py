@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from tests.helpers import data_or_skip
-from training.diagnose_glasses import glasses_crops, share_called_face
+from training.diagnose_glasses import dark_lenses, glasses_crops, share_called_face
 
 
 def test_the_share_called_face_counts_only_the_region():
@@ -26,3 +26,13 @@ def test_the_glasses_crops_keep_glasses_apart_from_the_face():
     assert len(crops) == len(face) == len(glasses) >= 10
     assert glasses.sum((1, 2)).min() > 0  # every crop has glasses in it
     assert (face & glasses).sum() == 0  # mapped as CelebAMask labels them: glasses are not face
+
+
+def test_dark_lenses_are_told_from_clear_ones_by_their_grey_against_the_face():
+    crops = np.full((2, 16, 16, 3), 180, np.uint8)  # skin-bright faces
+    face = np.zeros((2, 16, 16), bool)
+    face[:, :, :8] = True
+    glasses = ~face
+    crops[0, :, 8:] = 40  # dark lenses
+    crops[1, :, 8:] = 150  # eyes seen through clear lenses
+    assert dark_lenses(crops, face, glasses).tolist() == [True, False]
