@@ -39,10 +39,12 @@ def main() -> None:
     parser.add_argument("--fits", type=Path, default=None,
                         help="take file names and landmarks from this fits file (default: landmarks68's annotations)")
     parser.add_argument("--out", type=Path, default=BUILD_DIR / "landmarks68_cnn_masks")
+    parser.add_argument("--segmenter", type=Path, default=None,
+                        help="a segmenter file other than models/segmenter.onnx (a candidate and its regressor)")
     args = parser.parse_args()
     root = require_data(args.images)
     items = images_and_landmarks(args.fits)
-    with FaceSegmenter() as segmenter:
+    with FaceSegmenter(args.segmenter) as segmenter:
         for k, (name, points) in enumerate(items, 1):
             image = cv2.imread(str(root / name))
             if image is None:
