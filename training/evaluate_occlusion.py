@@ -1,7 +1,7 @@
 """The paper's Fig. 8 protocol: tracking error against the size of a synthetic occluder.
 
 Run: .venv/bin/python -m training.evaluate_occlusion [--clip webcam_talking] [--frames 200]
-     [--regressor models/regressor.npz] [--no-masks]
+     [--regressor models/regressor.npz] [--segmenter models/segmenter.onnx] [--no-masks]
 The unoccluded track of a clip is the reference. Then every frame gets a grey box centred on the
 reference face (placed with a little seeded jitter), 10 % to 60 % of the face box in width and
 height, and the clip is tracked again; the error is the mean landmark distance to the reference
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--clip", default="webcam_talking")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--regressor", type=Path, default=None)
+    parser.add_argument("--segmenter", type=Path, default=None, help="a segmenter file other than models/segmenter.onnx")
     parser.add_argument("--no-masks", action="store_true", help="track without segmentation (a variant trained so)")
     parser.add_argument("--variant", default=None, help="name used in the report file")
     parser.add_argument("--seed", type=int, default=0)
@@ -61,7 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     with open_source(require_data("videos") / f"{args.clip}.mp4") as source:
         frames = [f.image for _, f in zip(range(args.frames), source)]
-    options = TrackerOptions(regressor_path=args.regressor, use_segmentation=not args.no_masks,
+    options = TrackerOptions(regressor_path=args.regressor, segmenter_path=args.segmenter,
+                             use_segmentation=not args.no_masks,
                              synchronous_adaptation=args.synchronous_adaptation)
     if args.displacement_carry is not None:
         options.displacement_carry = args.displacement_carry
@@ -70,6 +72,7 @@ def main() -> None:
     io = [np.linalg.norm(reference[i].landmarks[36] - reference[i].landmarks[45]) for i in usable]
     report = {"clip": args.clip, "frames": len(frames), "reference_tracked": len(usable),
               "regressor": str(args.regressor or "models/regressor.npz"), "masks": not args.no_masks,
+              "segmenter": str(args.segmenter or "models/segmenter.onnx"),
               "synchronous_adaptation": args.synchronous_adaptation,
               # steadiness: spread of the outer-eye-corner distance over the unoccluded track
               # (small for a clip where the head stays at one distance)
