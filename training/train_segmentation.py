@@ -256,6 +256,7 @@ def main(argv=None):
                          "loaded (before pruning): what a pruned network learns back from (0: none)")
     ap.add_argument("--occluder-weight", type=float, default=0.0,
                     help="weight of the training-only heads that find every occluder pixel (OccluderHeads; 0: none)")
+    ap.add_argument("--seed", type=int, default=SEED, help="torch and augmentation seed (a second seed repeats a run)")
     ap.add_argument("--glasses-prob", type=float, default=AugmentOptions.p_glasses,
                     help="share of positives with synthetic glasses or sunglasses (training.synthetic_glasses)")
     ap.add_argument("--log-dir", type=Path, default=LOG_DIR,
@@ -271,9 +272,9 @@ def main(argv=None):
                     help="also train on landmarks68 with build/landmarks68_masks (training.landmarks68_masks)")
     args = ap.parse_args(argv)
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(args.seed)
     sources = training_sources(landmarks68=args.landmarks68)
     hands = load_hands()
     maker = SampleMaker(sources, hands, load_negative_images(),
@@ -323,7 +324,7 @@ def main(argv=None):
         net.load_state_dict(best_ft["state"])
         best = best_ft
     net.eval()
-    meta = {"seed": SEED, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "iou_weight": args.iou_weight, "weight_decay": WEIGHT_DECAY,
+    meta = {"seed": args.seed, "batch": BATCH, "lr": LR, "finetune_lr": args.finetune_lr, "hand_weight": args.hand_weight, "iou_weight": args.iou_weight, "weight_decay": WEIGHT_DECAY,
             "distill_weight": args.distill_weight, "occluder_weight": args.occluder_weight, "glasses_prob": args.glasses_prob,
             "negative_fraction_finetune": args.negative_fraction, "skin_hand_prob": args.skin_hand_prob, "epoch_iterations": EPOCH_ITERS,
             "minutes": args.minutes, "finetune_minutes": args.finetune_minutes, "threads": args.threads,
