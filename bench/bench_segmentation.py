@@ -16,7 +16,7 @@ the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the 
 training.segmentation_quantize), and with --before FILE another segmenter file (e.g. the one
 shipped before: `git show c225622:models/segmenter.onnx > build/segmenter_deep_float_shipped.onnx`); ratios
 are to the shipped configuration's medians.
-Saves bench/results/segmentation.json (atomic write).
+Saves bench/results/segmentation.json (atomic write), or --out NAME.json there.
 """
 from __future__ import annotations
 
@@ -111,6 +111,8 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N validation images")
     ap.add_argument("--repeat", type=int, default=25, help="timing passes over the 8 test frames")
     ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--out", default="segmentation.json",
+                    help="file name under bench/results (another name keeps the Table 1 run's file)")
     ap.add_argument("--before", type=Path, default=None, help="another segmenter file to time and evaluate beside")
     args = ap.parse_args(argv)
 
@@ -169,7 +171,7 @@ def main(argv=None):
         for variant, row in table.items():
             print(f"{variant:24s} {row['iou_none']:7.4f} {row['iou_hand']:7.4f} {row['iou_rectangle']:7.4f} "
                   f"{row['iou_skinhand']:8.4f} {row['ms_per_frame']:6.2f}")
-    path = write_json("segmentation.json", out)
+    path = write_json(args.out, out)
     print(f"saved {path}")
 
 
