@@ -2,8 +2,8 @@
 run before two agree, and how much the way they are solved moves the take.
 
 Run: .venv/bin/python -m bench.bench_adaptation [--frames 300]
-Bakes the 10 s 640x480 demo clip (training.demo_clip) and, when the shared data is there,
-webcam_talking with core.take.track_clip four ways: adaptation off (the floor); "before", cold
+Bakes the 10 s 640x480 demo clip (examples.demo_clip) and, when the shared data is there,
+webcam_talking with core.capture.take.track_clip four ways: adaptation off (the floor); "before", cold
 solves on the dense active-set solver that the block arrow solver replaced (the algorithm before
 this benchmark was written); cold solves on the arrow solver; warm solves, each continuing from the
 previous one (the default). For each it records every solve (keyframes, thread CPU seconds, cold or
@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core import adaptation, fitting
-from core.box_qp import dense_box_step
-from core.take import track_clip
-from core.tracker import TrackerOptions
+from core.track import adaptation
+
+from core.face import fitting
+from core.face.box_qp import dense_box_step
+from core.capture.take import track_clip
+from core.track.tracker import TrackerOptions
 
 from .common import machine, write_json
 
@@ -130,7 +132,7 @@ def resolve(solves: list, dense: bool) -> list[dict]:
 
 
 def fitting_model():
-    from core.face_model import load_face_model
+    from core.face.face_model import load_face_model
     return load_face_model()
 
 
@@ -169,7 +171,7 @@ def summary_s(values: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.demo_clip import ClipOptions, write_demo_clip
+    from examples.demo_clip import ClipOptions, write_demo_clip
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="frames of each clip to bake")
@@ -200,7 +202,6 @@ def main(argv: list[str] | None = None) -> None:
               f"{s['arrow_cpu_s']['total']:.2f} s CPU (x{s['speedup_total']:.2f}); identity RMS difference max "
               f"{max(s['identity_rms_difference_sd']):.4f} sd, focal max {max(map(abs, s['focal_relative_difference'])) * 100:.2f} %, "
               f"residual {np.mean(s['residual_iod_percent_dense']):.3f} -> {np.mean(s['residual_iod_percent_arrow']):.3f} % IOD")
-    print(f"load average at start {load_at_start[0]:.2f}, at end {payload['load_average_1_5_15'][0]:.2f} (2 cores)")
     print(f"wrote {path}")
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of the installed Blender add-on (issue 5's targets: bake at least 2x real time on 30 fps
+"""Benchmark of the installed Blender add-on (targets: bake at least 2x real time on 30 fps
 640x480 footage; the live timer's main-thread work under 2 ms per applied result).
 
 Run: .venv/bin/python -m bench.bench_bake [--seconds 10] [--live-results 100]
@@ -68,7 +68,7 @@ RESULT["apply_ms"] = apply_ms
 def main(argv: list[str] | None = None) -> None:
     import build_addon
     from tests import blender_run
-    from training.demo_clip import ClipOptions, write_demo_clip
+    from examples.demo_clip import ClipOptions, write_demo_clip
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the clip to bake")
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     apply = summary(np.array(result["apply_ms"])) if result["apply_ms"] else None
     payload = {
         "machine": machine(),
-        "clip": {"seconds": args.seconds, "fps": options.fps, "size": list(options.size), "source": "training.demo_clip"},
+        "clip": {"seconds": args.seconds, "fps": options.fps, "size": list(options.size), "source": "examples.demo_clip"},
         "bake": {"frames": result["bake_frames"], "seconds": result["bake_seconds"], "fps": bake_fps,
                  "real_time_ratio": bake_fps / options.fps, "target_ratio": 2.0},
         "track_only_baseline": {"frames": result["track_frames"], "seconds": result["track_seconds"],

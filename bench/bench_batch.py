@@ -8,12 +8,12 @@ the previous default `MultiFaceOptions.thorough()`, the default, the default wit
 threads, and the fast options; the modes take turns photo by photo, so a busy machine slows them
 alike), segmentation of every face (segment_all with the detected boxes), and
 the merged frame mask; medians, and images per second = 1000 / median ms. The group photos are made from lfw_parts
-validation and celebamask_mini val faces (training/group_photos.py, fixed seeds). Also: the
+validation and celebamask_mini val faces (evaluation/group_photos.py, fixed seeds). Also: the
 network on N crops in one ONNX Runtime call against N single calls (does batching help?), and
 the whole `masks` command with 1 worker process (its passes on two threads) and with 2 over 3-face
 images written to a temporary folder (reading, PNG writing and JSON included), and a 40-frame
-clip (training.group_photos.camera_clip) detected on every frame against every 5th and 10th
-frame with the faces followed between (core/follow.py). Saves bench/results/batch.json.
+clip (evaluation.group_photos.camera_clip) detected on every frame against every 5th and 10th
+frame with the faces followed between (core/masks/follow.py). Saves bench/results/batch.json.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ import cv2
 import numpy as np
 
 from bench.common import machine, summary, time_calls, write_json
-from core.batch import DEFAULT_MIN_SCORE, BatchOptions, run_batch
-from core.detection import MultiFaceDetector, MultiFaceOptions
-from core.follow import FaceFollower, FollowOptions
-from core.segmentation import FaceSegmenter, merge_face_masks
-from training.group_photos import GroupPhotoMaker, camera_clip
+from core.masks.batch import DEFAULT_MIN_SCORE, BatchOptions, run_batch
+from core.detect.detection import MultiFaceDetector, MultiFaceOptions
+from core.masks.follow import FaceFollower, FollowOptions
+from core.segment.segmentation import FaceSegmenter, merge_face_masks
+from evaluation.group_photos import GroupPhotoMaker, camera_clip
 
 FACE_COUNTS = (1, 3, 10)
 MODES = {"thorough (previous default)": MultiFaceOptions.thorough(), "default": MultiFaceOptions(),

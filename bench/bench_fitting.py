@@ -1,4 +1,4 @@
-"""Benchmark of one 68-point fit (issue 2's target: under 50 ms median on this 2-core machine).
+"""Benchmark of one 68-point fit (target: under 50 ms median on this 2-core machine).
 
 Run: .venv/bin/python -m bench.bench_fitting
 Times fit_landmarks on synthetic faces (and landmarks68 faces when ../shared/data is there),
@@ -18,10 +18,10 @@ import argparse  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.camera import camera_matrix, focal_from_mm  # noqa: E402
-from core.face_model import load_face_model  # noqa: E402
-from core.fitting import fit_landmarks  # noqa: E402
-from training.synthetic import random_face  # noqa: E402
+from core.face.camera import camera_matrix, focal_from_mm  # noqa: E402
+from core.face.face_model import load_face_model  # noqa: E402
+from core.face.fitting import fit_landmarks  # noqa: E402
+from evaluation.synthetic import random_face  # noqa: E402
 
 from .common import machine, summary, time_calls, write_json  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
     results["synthetic_640x480"] = {"fit": full, "baseline_rigid_pnp": baseline,
                                     "ratio_fit_over_baseline": full["median_ms"] / baseline["median_ms"]}
     try:
-        from training.fit_landmarks68 import load_samples
+        from training.regressor.fit_landmarks68 import load_samples
 
         samples = load_samples()[:: max(1, 1207 // args.faces)]
         real = summary(time_calls(lambda s: fit_landmarks(model, s.landmarks, (256, 256), focal_px=s.focal_prior_px),

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 
 from bench.common import machine, write_json
-from core.batch import DEFAULT_MIN_SCORE
-from core.detection import MultiFaceDetector
-from core.follow import FaceFollower, FollowOptions
-from core.segmentation import FaceSegmenter, merge_face_masks
-from core.sources import VideoFileSource
+from core.masks.batch import DEFAULT_MIN_SCORE
+from core.detect.detection import MultiFaceDetector
+from core.masks.follow import FaceFollower, FollowOptions
+from core.segment.segmentation import FaceSegmenter, merge_face_masks
+from core.io.sources import VideoFileSource
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -1,4 +1,4 @@
-"""Benchmark of the whole tracking pipeline (issue 4's target: at least 60 frames per second).
+"""Benchmark of the whole tracking pipeline (target: at least 60 frames per second).
 
 Run: .venv/bin/python -m bench.bench_pipeline [--clip webcam_talking] [--frames 300]
 Decodes the frames first (decoding is excluded), then tracks them twice in the same run: with the
@@ -18,9 +18,9 @@ import time  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.pipeline import Pipeline  # noqa: E402
-from core.sources import Frame, FrameSource, open_source  # noqa: E402
-from core.tracker import FaceTracker  # noqa: E402
+from core.track.pipeline import Pipeline  # noqa: E402
+from core.io.sources import Frame, FrameSource, open_source  # noqa: E402
+from core.track.tracker import FaceTracker  # noqa: E402
 
 from .common import machine, write_json  # noqa: E402
 
@@ -46,7 +46,7 @@ def stage_medians(results) -> dict:
 
 
 def main() -> None:
-    from training.paths import require_data
+    from evaluation.paths import require_data
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clip", default="webcam_talking")

@@ -1,4 +1,4 @@
-"""Benchmark of one DDE regression (issue 4's target: at most 4 ms per frame on this machine).
+"""Benchmark of one DDE regression (target: at most 4 ms per frame on this machine).
 
 Run: .venv/bin/python -m bench.bench_regression
 Times FernCascade.run (all stages: landmark projection, feature sampling, ferns, updates) on
@@ -15,19 +15,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.camera import focal_from_mm, principal_point  # noqa: E402
-from core.face_model import load_face_model  # noqa: E402
-from core.fitting import fit_landmarks  # noqa: E402
-from core.regressor import LandmarkModel, mean_face_in_box  # noqa: E402
-from core.tracker import FaceTracker, TrackerOptions  # noqa: E402
+from core.face.camera import focal_from_mm, principal_point  # noqa: E402
+from core.face.face_model import load_face_model  # noqa: E402
+from core.face.fitting import fit_landmarks  # noqa: E402
+from core.track.regressor import LandmarkModel, mean_face_in_box  # noqa: E402
+from core.track.tracker import FaceTracker, TrackerOptions  # noqa: E402
 
 from .common import machine, summary, time_calls, write_json  # noqa: E402
 
 
 def main() -> None:
-    from training.evaluate_tracker import held_out_samples
-    from training.fit_landmarks68 import load_samples
-    from training.paths import require_data
+    from evaluation.tracker_stills import held_out_samples
+    from training.regressor.fit_landmarks68 import load_samples
+    from evaluation.paths import require_data
 
     cv2.setNumThreads(1)
     root = require_data("landmarks68")

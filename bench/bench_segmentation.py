@@ -8,12 +8,12 @@ Timing: medians and p95 of the probability map (crop + network), the graph cut, 
 on 1 intra-op thread. Table 1: face IoU on lfw_parts validation clean, with a synthetic hand (a
 recoloured cut-out), with a synthetic rectangle and with a hand made of the face's own skin (seeded), for the FCN stream, the Deconv stream, both streams, and both
 + graph cut; ms per 640x480 frame for each (one-stream variants timed with one-stream graphs from
-build/, written by training/train_segmentation.py, when present). Also celebamask_mini val with
+build/, written by training/segmenter/train.py, when present). Also celebamask_mini val with
 and without ears, and the Viola-Jones box instead of the label box.
 Timed in the same run, interleaved with the shipped configuration (the int8 network, one view):
 the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the row beside Table
 1 "+mirror"), the same network in float (build/segmenter_float.onnx, written by
-training.segmentation_quantize), and with --before FILE another segmenter file (e.g. the one
+training.segmenter.quantize), and with --before FILE another segmenter file (e.g. the one
 shipped before: `git show c225622:models/segmenter.onnx > build/segmenter_deep_float_shipped.onnx`); ratios
 are to the shipped configuration's medians.
 Saves bench/results/segmentation.json (atomic write), or --out NAME.json there.
@@ -28,10 +28,10 @@ import cv2
 import numpy as np
 
 from bench.common import machine, summary, time_calls, write_json
-from core.segmentation import FaceSegmenter, SegmenterOptions, extract_crop
-from core.detection import crop_box_from_face_box
-from training.evaluate_segmentation import VARIANTS, evaluate, label_box, load_samples
-from training.segmentation_data import data_dir
+from core.segment.segmentation import FaceSegmenter, SegmenterOptions, extract_crop
+from core.detect.detection import crop_box_from_face_box
+from evaluation.segmentation import VARIANTS, evaluate, label_box, load_samples
+from training.segmenter.data import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_OCCLUSIONS = ("none", "hand", "rectangle", "skinhand")
@@ -117,7 +117,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     frames = test_frames()
-    # the load average says how much else was running (the timings share 2 cores)
+    # how busy the machine was (the timings share 2 cores)
     out = {"machine": machine(), "frame": [FRAME_W, FRAME_H], "threads": 1, "load_average_before": os.getloadavg()}
     configs = configurations(args.before)
     timings = time_interleaved(configs, frames, args.repeat)

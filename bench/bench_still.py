@@ -18,8 +18,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.face_model import load_face_model  # noqa: E402
-from core.tracker import FaceTracker, TrackerOptions  # noqa: E402
+from core.face.face_model import load_face_model  # noqa: E402
+from core.track.tracker import FaceTracker, TrackerOptions  # noqa: E402
 
 from .common import machine, summary, write_json  # noqa: E402
 
@@ -35,9 +35,9 @@ VARIANTS = {
 def main() -> None:
     import time
 
-    from training.evaluate_tracker import held_out_samples
-    from training.fit_landmarks68 import load_samples
-    from training.paths import require_data
+    from evaluation.tracker_stills import held_out_samples
+    from training.regressor.fit_landmarks68 import load_samples
+    from evaluation.paths import require_data
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--photos", type=int, default=40)
@@ -70,7 +70,7 @@ def main() -> None:
     path = write_json("still.json", result)
     for name, r in result["variants"].items():
         print(f"{name:28s} median {r['median_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms  x{r['ratio_to_before']:.2f}")
-    print(f"load average {result['load_average'][0]:.1f}; saved {path}")
+    print(f"saved {path}")
 
 
 if __name__ == "__main__":

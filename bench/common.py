@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.files import write_text
+from core.io.files import write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -57,7 +57,7 @@ def load_mapping() -> np.ndarray:
 
 
 def main() -> None:
-    from training.paths import require_data
+    from evaluation.paths import require_data
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=600, help="photos used (every other of the sorted names)")

@@ -1,7 +1,7 @@
 """The paper's Fig. 8 protocol for maskcap and MediaPipe FaceMesh: error against occluder size.
 
 Run: .venv/bin/python -m bench.occlusion_peers [--clip webcam_talking] [--frames 150]
-Each tool's own unoccluded track of the clip is its reference (as in training.evaluate_occlusion,
+Each tool's own unoccluded track of the clip is its reference (as in evaluation.occlusion,
 whose grey box this reuses). Then every frame gets an occluder centred on the face (with a
 little seeded jitter) of 10-60 % of the face box: a grey box, or a hand from ../shared/data/hands
 recoloured to the face's skin tone and scaled so that its bounding box is that share of the face
@@ -27,10 +27,10 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.files import write_image  # noqa: E402
-from core.tracker import TrackerOptions  # noqa: E402
-from training.evaluate_occlusion import SIZES, occlude, track  # noqa: E402
-from training.paths import REPO_ROOT  # noqa: E402
+from core.io.files import write_image  # noqa: E402
+from core.track.tracker import TrackerOptions  # noqa: E402
+from evaluation.occlusion import SIZES, occlude, track  # noqa: E402
+from evaluation.paths import REPO_ROOT  # noqa: E402
 
 from .common import machine, write_json  # noqa: E402
 from .mediapipe_ibug68 import load_mapping  # noqa: E402
@@ -44,7 +44,7 @@ BLENDSHAPE_NOTE = ("MediaPipe FaceMesh (solutions API) gives no blendshapes; its
 def hand_occluder(image: np.ndarray, face_box, fraction: float, hand_rgba: np.ndarray, tone,
                   rng: np.random.Generator) -> np.ndarray:
     """A recoloured hand whose bounding box is fraction x the face box, centred on it with jitter."""
-    from training.segmentation_data import recolour_hand
+    from training.segmenter.data import recolour_hand
 
     x, y, w, h = face_box
     hh, hw = hand_rgba.shape[:2]
@@ -77,8 +77,8 @@ def errors(reference: np.ndarray, points: np.ndarray, usable: np.ndarray, found:
 
 
 def main() -> None:
-    from training.paths import require_data
-    from training.segmentation_data import load_hands, skin_tone_lab
+    from evaluation.paths import require_data
+    from training.segmenter.data import load_hands, skin_tone_lab
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", default="webcam_talking")

@@ -118,13 +118,13 @@ def maskcap_video(frames: np.ndarray):
     """The tracker sequentially (stage timings of every frame), each stage on its own, the
     identity/focal solve, and the threaded Pipeline's frame rate."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from core.adaptation import AdaptationOptions
-    from core.detection import detect_faces
-    from core.fitting import fit_identity_focal
-    from core.pipeline import Pipeline
-    from core.segmentation import extract_crop
-    from core.sources import Frame, FrameSource
-    from core.tracker import FaceTracker, TrackerOptions
+    from core.track.adaptation import AdaptationOptions
+    from core.detect.detection import detect_faces
+    from core.face.fitting import fit_identity_focal
+    from core.track.pipeline import Pipeline
+    from core.segment.segmentation import extract_crop
+    from core.io.sources import Frame, FrameSource
+    from core.track.tracker import FaceTracker, TrackerOptions
 
     import cv2
     cv2.setNumThreads(1)  # as in maskcap's other benchmarks: the tracker's threads share the cores
@@ -198,7 +198,7 @@ def maskcap_video(frames: np.ndarray):
 def maskcap_stills(frames: np.ndarray):
     """The segmenter on each image with its own Viola-Jones box (no box given), as a user would."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from core.segmentation import FaceSegmenter
+    from core.segment.segmentation import FaceSegmenter
 
     masks = np.zeros(frames.shape[:3], np.uint8)
     ms = []

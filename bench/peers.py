@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.sources import open_source  # noqa: E402
+from core.io.sources import open_source  # noqa: E402
 
 from .common import machine, write_json  # noqa: E402
 
@@ -64,7 +64,7 @@ def run_tool(tool: str, task: str, frames: np.ndarray, workdir: Path) -> tuple[d
 
 
 def decode(clip: str, count: int) -> tuple[np.ndarray, float]:
-    from training.paths import require_data
+    from evaluation.paths import require_data
 
     with open_source(require_data("videos") / f"{clip}.mp4") as source:
         frames = [f.image for _, f in zip(range(count), source)]

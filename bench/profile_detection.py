@@ -1,4 +1,4 @@
-"""Where the default `masks` path spends its time on 640x480 group photos (issue 7).
+"""Where the default `masks` path spends its time on 640x480 group photos.
 
     .venv/bin/python -m bench.profile_detection             # 30 photos, about 3 minutes on one core
     .venv/bin/python -m bench.profile_detection --thorough  # the previous default's passes
@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from bench.common import machine, write_json
-from core.detection import MultiFaceDetector, MultiFaceOptions, merge_detections, _equalized
-from core.image_input import as_gray_uint8
-from core.segmentation import FaceSegmenter, central_components, crop_box_from_face_box, extract_crop, paste_crop_map
-from training.evaluate_group_photos import scenes
+from core.detect.detection import MultiFaceDetector, MultiFaceOptions, merge_detections, _equalized
+from core.io.image_input import as_gray_uint8
+from core.segment.segmentation import FaceSegmenter, central_components, crop_box_from_face_box, extract_crop, paste_crop_map
+from evaluation.group_photo_recall import scenes
 
 SIZE_BANDS = ((24, 34), (34, 48), (48, 68), (68, 96), (96, 10_000))   # window side in frame pixels
 

@@ -1,4 +1,4 @@
-"""Where the segmenter's probability map spends its time (issue 3: target 5 ms median).
+"""Where the segmenter's probability map spends its time (target: 5 ms median).
 
     .venv/bin/python -m bench.profile_segmentation
 
@@ -7,7 +7,7 @@ what survives a shared machine; absolute times depend on the load, printed with 
   * the network per ONNX Runtime operator type (ORT's own profiler, graph optimisation "all");
   * the network under each graph optimisation level (and "all" without the NCHWc layout
     transformer), median over rounds of the fastest of 15 runs, ratio to "all";
-  * the 128x128 crop resize of the 640x480 benchmark frames: INTER_AREA as core.segmentation
+  * the 128x128 crop resize of the 640x480 benchmark frames: INTER_AREA as core.segment.segmentation
     does, INTER_LINEAR (aliases), and INTER_LINEAR to 256 then INTER_AREA 2x (an integer ratio,
     OpenCV's fast path), with the mean grey-level difference to INTER_AREA.
 Saves bench/results/segmentation_profile.json.
@@ -26,8 +26,8 @@ import numpy as np
 
 from bench.bench_segmentation import test_frames
 from bench.common import machine, write_json
-from core.detection import crop_box_from_face_box
-from core.segmentation import CROP_SIZE, _integer_crop, default_segmenter_path
+from core.detect.detection import crop_box_from_face_box
+from core.segment.segmentation import CROP_SIZE, _integer_crop, default_segmenter_path
 
 
 def session(path, level: str, profile_dir: str | None = None):
@@ -113,7 +113,6 @@ def main(argv=None):
     out["crop_resize"] = resize
     out["load_average_after"] = os.getloadavg()
 
-    print(f"load average {out['load_average_before']}")
     print("kernel time by operator: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in
                                                     list(out["operator_shares"].items())[:8]))
     for k, v in out["optimisation_levels"].items():

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.files import write_image, write_text
+from core.io.files import write_image, write_text
 
 from .common import RESULTS_DIR
 
@@ -135,14 +135,10 @@ def machine_section(sources: list[dict]) -> list[str]:
     m = next((s["machine"] for s in sources if s and "machine" in s), None)
     if m is None:
         return ["No results yet: run `.venv/bin/python -m bench.run_all`."]
-    loads = [s.get("load_average_at_end") or s.get("load_average_at_start") for s in sources if s]
-    loads = [f"{l[0]:.1f}" for l in loads if l]
     return [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, {m['platform']}.",
-            "**The machine was shared** with model training and other jobs while these ran (1-minute load averages "
-            f"recorded by the runs: {', '.join(loads) or 'not recorded'}, on 2 cores), so absolute times are "
-            "inflated and noisy; each ratio compares tools measured in the same run on the same frames, run one "
-            "after the other and (for speed) twice, interleaved, keeping each tool's faster run, which is fairer but "
-            "still exposed to load changing between them."]
+            "Each ratio compares tools measured in the same run on the same frames, run one after the other and "
+            "(for speed) twice, interleaved, keeping each tool's faster run; absolute times depend on what else "
+            "the machine runs."]
 
 
 def speed_section(peers: dict | None) -> list[str]:
@@ -243,7 +239,7 @@ def segmentation_section(seg: dict | None) -> list[str]:
     if seg is None:
         return ["Not run: `.venv/bin/python -m bench.segmentation_peers`."]
     out = [f"Command: `.venv/bin/python -m bench.segmentation_peers` ({seg['data']}, {seg['images']} images; "
-           "occlusions and seeds of `training.evaluate_segmentation`). The mask a user would otherwise make: MediaPipe "
+           "occlusions and seeds of `evaluation.segmentation`). The mask a user would otherwise make: MediaPipe "
            "FaceMesh's `FACEMESH_FACE_OVAL` polygon, filled. No face found gives an empty mask (IoU 0). The oval "
            "leaves out the ears, which `lfw_parts` counts as face; it also covers whatever lies over the face.", "",
            "![segmentation](segmentation_peers.png)", "",
@@ -277,10 +273,7 @@ def soak_section(soak: dict | None) -> list[str]:
             f"({soak['rss_mb']['after_first_minute']:.1f} "
             f"-> {soak['rss_mb']['end_of_run']:.1f} MB) | under 5 % |",
             f"| threads at start / end | {soak['threads']['start']} / {soak['threads']['end']} | no leak |",
-            f"| open file descriptors at start / end | {soak['fds']['start']} / {soak['fds']['end']} | no leak |",
-            "", f"Load averages at start and end: {', '.join(f'{v:.1f}' for v in soak['load_average_at_start'])} / "
-            f"{', '.join(f'{v:.1f}' for v in soak['load_average_at_end'])} (2 cores): the frame rate reflects the "
-            "shared machine, not the tracker alone."]
+            f"| open file descriptors at start / end | {soak['fds']['start']} / {soak['fds']['end']} | no leak |"]
 
 
 def main() -> None:
@@ -309,8 +302,7 @@ def main() -> None:
              "gray, BGRA frames and a change of frame size work; and that a face which is absent, leaves and "
              "re-enters the frame, is tiny, or is covered by a box for a second gives ok=False frames and is "
              "found again. A face covered by a large recoloured hand for a second is lost within three frames and "
-             "found again after the hand leaves (with the segmenter shipped before 2026-12-01, which took the hand "
-             "for face, that test was an expected failure).", ""]
+             "found again after the hand leaves.", ""]
     write_text(REPORTS / "benchmarks.md", "\n".join(lines))
     print(f"wrote {REPORTS / 'benchmarks.md'}")
 

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m bench.segmentation_peers [--limit 200]
 On lfw_parts validation (face = label 1), clean and under the synthetic occlusions of
-training.evaluate_segmentation (a recoloured hand, a rectangle; same seeds), IoU against the
+evaluation.segmentation (a recoloured hand, a rectangle; same seeds), IoU against the
 label of: MediaPipe FaceMesh (static mode) with its FACEMESH_FACE_OVAL polygon filled (the
 usual quick face matte), maskcap's segment() with its own Viola-Jones box (what a user gets
 without a box), and maskcap's segment() given the label's box (the README's figure). A tool that
@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.segmentation import FaceSegmenter  # noqa: E402
+from core.segment.segmentation import FaceSegmenter  # noqa: E402
 
 from .common import machine, write_json  # noqa: E402
 from .peers import ensure_peer_envs, run_tool  # noqa: E402
@@ -45,9 +45,9 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def main() -> None:
-    from training.evaluate_segmentation import label_box
-    from training.paths import REPO_ROOT, require_data
-    from training.segmentation_data import label_folder_source, load_hands, occlude_for_evaluation
+    from evaluation.segmentation import label_box
+    from evaluation.paths import REPO_ROOT, require_data
+    from training.segmenter.data import label_folder_source, load_hands, occlude_for_evaluation
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=200)
@@ -64,7 +64,7 @@ def main() -> None:
         for occlusion in OCCLUSIONS:
             cases = []
             for k, (image, face) in enumerate(samples):
-                if occlusion != "none":  # the seeds of training.evaluate_segmentation
+                if occlusion != "none":  # the seeds of evaluation.segmentation
                     image, face = occlude_for_evaluation(image, face, args.seed * 100003 + k, hands, occlusion)
                 cases.append((image, face))
             images = np.stack([c[0] for c in cases])
@@ -94,7 +94,7 @@ def main() -> None:
                   f"{r['maskcap_own_box']['mean_iou']:.3f} "
                   f"(face in {100 * r['maskcap_own_box']['face_found_share']:.0f} %), "
                   f"maskcap label box {r['maskcap_label_box']['mean_iou']:.3f}", flush=True)
-    from core.files import write_image
+    from core.io.files import write_image
     write_image(REPO_ROOT / "reports" / "segmentation_peers_example.jpg", np.vstack(example_rows))
     report["example"] = "reports/segmentation_peers_example.jpg (rows: clean, hand, rectangle; columns: image, "
     report["example"] += "label, MediaPipe oval, maskcap)"

@@ -1,4 +1,4 @@
-"""Soak test (issue 6): minutes of live capture through the full Pipeline, watching for leaks.
+"""Soak test: minutes of live capture through the full Pipeline, watching for leaks.
 
 Run: .venv/bin/python -m bench.soak [--minutes 10] [--clip webcam_talking] [--unpaced]
 A looping file source stands in for a camera: it replays the clip forever at the clip's own frame
@@ -21,9 +21,9 @@ from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
 
-from core.pipeline import Pipeline  # noqa: E402
-from core.sources import Frame, FrameSource, VideoFileSource  # noqa: E402
-from core.tracker import FaceTracker  # noqa: E402
+from core.track.pipeline import Pipeline  # noqa: E402
+from core.io.sources import Frame, FrameSource, VideoFileSource  # noqa: E402
+from core.track.tracker import FaceTracker  # noqa: E402
 
 from .common import machine, write_json  # noqa: E402
 from .peer_worker import rss_mb  # noqa: E402
@@ -127,7 +127,7 @@ def soak(clip: Path, minutes: float, paced: bool = True, sample_s: float = 5.0) 
 
 
 def main() -> None:
-    from training.paths import require_data
+    from evaluation.paths import require_data
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)

@@ -1,7 +1,7 @@
 """Anonymise footage: every face in the clip in use (or the active movie strip) blurred,
 pixelated or filled inside its segmentation mask, written as a new video beside the .blend.
 
-The work is core.batch.anonymize_clip; `execute()` runs it synchronously (background mode,
+The work is core.masks.batch.anonymize_clip; `execute()` runs it synchronously (background mode,
 scripts, tests), `invoke()` on a worker thread with a progress bar and Esc to cancel. A cancelled
 run leaves no file behind (the writer is atomic).
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import bpy
 
-from .engine import core, load
+from . import core
 from .worker import ModalWorker
 
 
@@ -47,7 +47,7 @@ def output_path(footage: str, method: str, chosen: str = "") -> tuple[str, str |
 
 
 def _detector(fast: bool):
-    detection = load("detection")
+    from .core.detect import detection
     return detection.MultiFaceDetector(detection.MultiFaceOptions.fast() if fast else detection.MultiFaceOptions())
 
 
@@ -79,11 +79,12 @@ class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
         target, warning = output_path(footage, self.method, self.output)
         if warning:
             self.report({'WARNING'}, f"maskcap: {warning}")
-        options = load("anonymize").AnonymizeOptions(method=self.method)
+        from .core.masks.anonymize import AnonymizeOptions
+        options = AnonymizeOptions(method=self.method)
         return footage, target, options
 
     def execute(self, context):
-        batch = load("batch")
+        from .core.masks import batch
         try:
             footage, target, options = self._prepare(context)
             shown = [time.perf_counter()]
@@ -108,7 +109,7 @@ class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
         except (core.SourceError, OSError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
-        batch = load("batch")
+        from .core.masks import batch
         detector = _detector(self.fast)
 
         def work(cancel, progress):

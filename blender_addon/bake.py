@@ -11,7 +11,8 @@ from pathlib import Path
 import bpy
 
 from . import drive
-from .engine import core, filters, load, retarget
+from . import core
+from .core.capture import filters, retarget
 from .properties import channel_params, one_euro_params
 from .worker import ModalWorker
 
@@ -19,7 +20,7 @@ _LAST_TAKE = None
 
 
 def last_take():
-    """The last baked core.take.Take (numpy arrays), or None."""
+    """The last baked core.capture.take.Take (numpy arrays), or None."""
     return _LAST_TAKE
 
 
@@ -40,7 +41,7 @@ def mask_folder(scene, footage: str) -> tuple[str, str | None]:
 
 def check_inputs(scene, footage: str) -> "drive.Rig":
     """Everything a bake needs before it starts; raises with a message for the user."""
-    take = load("take")
+    from .core.capture import take
     rig = drive.resolve_rig(scene, need_face=True)
     if not footage:
         raise drive.TargetError("choose the footage to bake (a video file or a folder of images)")
@@ -51,7 +52,8 @@ def check_inputs(scene, footage: str) -> "drive.Rig":
 
 def tracker_options(settings):
     # inline identity/focal solves: baking the same clip twice gives the same keyframes
-    return load("tracker").TrackerOptions(focal_mm=settings.focal_mm, synchronous_adaptation=True)
+    from .core.track.tracker import TrackerOptions
+    return TrackerOptions(focal_mm=settings.focal_mm, synchronous_adaptation=True)
 
 
 def finish_bake(scene, rig, take, keep_partial: bool) -> str:
@@ -126,7 +128,7 @@ class MASKCAP_OT_bake(ModalWorker, bpy.types.Operator):
         return footage, rig, masks
 
     def execute(self, context):
-        take_mod = load("take")
+        from .core.capture import take as take_mod
         try:
             footage, rig, masks = self._prepare(context)
             shown = [time.perf_counter()]
@@ -153,7 +155,7 @@ class MASKCAP_OT_bake(ModalWorker, bpy.types.Operator):
         except (drive.TargetError, core.SourceError, OSError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
-        take_mod = load("take")
+        from .core.capture import take as take_mod
         options = tracker_options(context.scene.maskcap)
 
         def work(cancel, progress):

@@ -4,7 +4,8 @@ import bpy
 from mathutils import Matrix, Vector
 
 from . import demo_head, drive
-from .engine import camera, head_pose
+from .core.capture import head_pose
+from .core.face import camera
 
 CAMERA_NAME = "maskcap_camera"
 

@@ -10,7 +10,6 @@ import re
 
 import bpy
 
-from .engine import load
 
 TREE_NAME = "maskcap_composite"
 
@@ -43,7 +42,7 @@ def _load_footage(path: str, frames: int, frame_start: int):
     """The footage as an Image (movie, or an image sequence from a folder) and its frame offset."""
     path = bpy.path.abspath(path)
     if os.path.isdir(path):
-        sources = load("sources")
+        from .core.io import sources
         files = sorted((f for f in os.listdir(path) if os.path.splitext(f)[1].lower() in sources.IMAGE_SUFFIXES),
                        key=lambda n: [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", n)])
         if not files:
@@ -103,7 +102,7 @@ def build_tree(scene, footage: str, mask_dir: str, frames: int, frame_start: int
     """Build the Fig. 5 tree for the scene; returns the node tree."""
     if not mask_dir or not os.path.isdir(mask_dir):
         raise ValueError("no mask sequence: bake the footage with 'Write masks' on first")
-    take = load("take")
+    from .core.capture import take
     first_mask = os.path.join(mask_dir, take.MASK_PATTERN.format(1))
     if not os.path.isfile(first_mask):
         raise ValueError(f"the mask sequence in {mask_dir} has no {os.path.basename(first_mask)}")

@@ -1,6 +1,6 @@
 """The demo character: the face model's neutral head with the 46 FACS shape keys and a head control.
 
-Built from models/face_model.npz (core.face_model), in metres, in the scene's head axes (by
+Built from models/face_model.npz (core.face.face_model), in metres, in the scene's head axes (by
 default facing -Y with +Z up), so that a new user sees results without a rig of their own.
 """
 import math
@@ -9,7 +9,8 @@ import bpy
 import numpy as np
 
 from . import retarget_ops
-from .engine import core, head_pose, load
+from . import core
+from .core.capture import head_pose
 from .properties import ensure_channels
 
 MESH_NAME = "maskcap_head"
@@ -24,7 +25,8 @@ def _to_blender(points_cm: np.ndarray, axes: np.ndarray) -> np.ndarray:
 
 def build_demo_head(context) -> tuple:
     """Add the head mesh (parented to an empty) to the scene; returns (mesh object, control)."""
-    model = load("face_model").load_face_model()
+    from .core.face.face_model import load_face_model
+    model = load_face_model()
     axes = head_pose.axis_matrix(context.scene.maskcap.head_axes)
     quads = model.quads
     faces = [tuple(q[:3]) if q[3] == q[2] else tuple(q) for q in quads.tolist()]
@@ -66,7 +68,8 @@ def is_demo_head(obj) -> bool:
 def apply_identity(scene, obj, identity) -> None:
     """Reshape a demo head (every shape key) to a face-model identity, e.g. the performer's as
     solved by the tracker, so that the render lines up with the footage."""
-    model = load("face_model").load_face_model()
+    from .core.face.face_model import load_face_model
+    model = load_face_model()
     axes = head_pose.axis_matrix(scene.maskcap.head_axes)
     new = np.zeros(model.num_identity)
     given = np.asarray(identity, np.float64)[: model.num_identity]

@@ -10,7 +10,7 @@ import bpy
 import numpy as np
 from mathutils import Euler, Matrix, Quaternion, Vector
 
-from .engine import head_pose, retarget
+from .core.capture import head_pose, retarget
 from .properties import channel_params
 
 REST_PROP = "maskcap_rest"  # custom property: the head's rest location (3) + rotation quaternion (4)

@@ -1,6 +1,6 @@
 """Live capture: worker threads track, a main-thread timer applies the newest result.
 
-core.live_feed.LiveFeed runs capture, segmentation, regression and a consumer thread; the
+core.capture.live_feed.LiveFeed runs capture, segmentation, regression and a consumer thread; the
 timer here (`apply_newest`) only reads its newest sample and sets shape keys and the head,
 so the UI never waits. Stop, disabling the add-on, loading a file and quitting all call
 `stop_all()`, which joins every thread.
@@ -12,7 +12,8 @@ import bpy
 import numpy as np
 
 from . import drive, preview
-from .engine import core, load, retarget
+from . import core
+from .core.capture import retarget
 from .properties import channel_params, one_euro_params
 
 TIMER_INTERVAL_S = 1.0 / 60.0
@@ -66,8 +67,9 @@ def start(scene, settings) -> "LiveSession":
     if settings.target is None and settings.head_object is None:
         raise drive.TargetError("choose a face mesh with shape keys and/or a head to drive (or 'Add demo head')")
     drive.resolve_rig(scene, need_face=settings.target is not None)  # a wrong target fails here, not later
-    take_mod, live_feed = load("take"), load("live_feed")
-    sources, tracker_mod = load("sources"), load("tracker")
+    from .core.capture import live_feed, take as take_mod
+    from .core.io import sources
+    from .core.track import tracker as tracker_mod
     if settings.source_type == 'CAMERA':
         source = sources.CameraSource(settings.camera_index)
         name = source.name
@@ -365,5 +367,28 @@ class MASKCAP_OT_report_message(bpy.types.Operator):
         return {'FINISHED'}
 
 
+class MASKCAP_OT_show_preview(bpy.types.Operator):
+    """Show the tracking preview (mask tinted, landmarks drawn) in an Image Editor"""
+
+    bl_idname = "maskcap.show_preview"
+    bl_label = "Show preview"
+
+    def execute(self, context):
+        image = preview.preview_image(320, 240)
+        shown = False
+        screen = context.screen
+        for area in screen.areas if screen else ():
+            if area.type == 'IMAGE_EDITOR':
+                area.spaces.active.image = image
+                shown = True
+                break
+        session = current_session()
+        if session is not None:
+            session.feed.preview_enabled = True
+        if not shown:
+            self.report({'INFO'}, f"maskcap: open an Image Editor and pick the image '{preview.IMAGE_NAME}'")
+        return {'FINISHED'}
+
+
 CLASSES = (MASKCAP_OT_live_start, MASKCAP_OT_live_stop, MASKCAP_OT_record_toggle, MASKCAP_OT_calibrate_neutral,
-           MASKCAP_OT_clear_neutral, MASKCAP_OT_report_message)
+           MASKCAP_OT_clear_neutral, MASKCAP_OT_report_message, MASKCAP_OT_show_preview)

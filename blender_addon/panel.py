@@ -2,7 +2,7 @@
 import bpy
 
 from . import drive
-from .engine import core
+from . import core
 
 
 class MASKCAP_UL_channels(bpy.types.UIList):

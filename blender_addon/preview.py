@@ -1,6 +1,6 @@
 """Preview in an Image Editor: the camera frame with the face mask tinted and landmarks drawn.
 
-The consumer thread makes a small RGBA picture at most every 0.2 s (core.preview.mask_preview_rgba),
+The consumer thread makes a small RGBA picture at most every 0.2 s (core.capture.preview.mask_preview_rgba),
 only while the preview image exists; the main thread only copies its pixels into the image.
 """
 import bpy
@@ -13,7 +13,8 @@ def wanted() -> bool:
     return IMAGE_NAME in bpy.data.images
 
 
-def _image(width: int, height: int):
+def preview_image(width: int, height: int):
+    """The preview Image, made or resized to width x height."""
     image = bpy.data.images.get(IMAGE_NAME)
     if image is None:
         image = bpy.data.images.new(IMAGE_NAME, width, height, alpha=False)
@@ -25,7 +26,7 @@ def _image(width: int, height: int):
 def show(rgba: np.ndarray) -> None:
     """Copy a (H, W, 4) float32 picture, bottom row first, into the preview image."""
     h, w = rgba.shape[:2]
-    image = _image(w, h)
+    image = preview_image(w, h)
     image.pixels.foreach_set(np.ascontiguousarray(rgba, np.float32).ravel())
     image.update()
     for window in bpy.context.window_manager.windows if bpy.context.window_manager else ():
@@ -34,28 +35,4 @@ def show(rgba: np.ndarray) -> None:
                 area.tag_redraw()
 
 
-class MASKCAP_OT_show_preview(bpy.types.Operator):
-    """Show the tracking preview (mask tinted, landmarks drawn) in an Image Editor"""
-
-    bl_idname = "maskcap.show_preview"
-    bl_label = "Show preview"
-
-    def execute(self, context):
-        image = _image(320, 240)
-        shown = False
-        screen = context.screen
-        for area in screen.areas if screen else ():
-            if area.type == 'IMAGE_EDITOR':
-                area.spaces.active.image = image
-                shown = True
-                break
-        from . import live
-        session = live.current_session()
-        if session is not None:
-            session.feed.preview_enabled = True
-        if not shown:
-            self.report({'INFO'}, f"maskcap: open an Image Editor and pick the image '{IMAGE_NAME}'")
-        return {'FINISHED'}
-
-
-CLASSES = (MASKCAP_OT_show_preview,)
+CLASSES = ()

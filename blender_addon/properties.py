@@ -3,7 +3,8 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
 
-from .engine import core, filters, head_pose, retarget
+from . import core
+from .core.capture import filters, head_pose, retarget
 
 
 def _is_mesh(_self, obj):
@@ -91,7 +92,7 @@ def ensure_channels(settings) -> None:
 
 
 def channel_params(settings):
-    """The channels as core.retarget.ChannelParams, FACS order."""
+    """The channels as core.capture.retarget.ChannelParams, FACS order."""
     ensure_channels(settings)
     return [retarget.ChannelParams(keys=retarget.split_keys(ch.shape_keys), gain=ch.gain, offset=ch.offset,
                                      clamp_min=ch.clamp_min, clamp_max=ch.clamp_max, neutral=ch.neutral)

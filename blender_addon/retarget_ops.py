@@ -5,7 +5,8 @@ import os
 import bpy
 
 from . import drive
-from .engine import core, load, retarget
+from . import core
+from .core.capture import retarget
 from .properties import channel_params, ensure_channels
 
 
@@ -106,7 +107,8 @@ class MASKCAP_OT_preset_save(bpy.types.Operator):
             path = os.path.join(presets_dir(create=True), name + ".json")
             head = {"axes": s.head_axes, "translation_scale": s.head_translation_scale,
                     "rotation": s.head_rotation, "translation": s.head_translation}
-            load("files").write_text(path, retarget.preset_json(channel_params(s), head))
+            from .core.io.files import write_text
+            write_text(path, retarget.preset_json(channel_params(s), head))
         except (ValueError, OSError) as exc:
             self.report({'ERROR'}, f"maskcap: cannot save the preset: {exc}")
             return {'CANCELLED'}

@@ -8,7 +8,7 @@
 The JSON keeps everything per frame (FACS weights, pose, focal, landmarks, confidence); the CSV
 has one row per frame with ARKit blendshape columns and the head pose, for other tools. Exit
 status: 0 on success, 2 for bad arguments or a source that cannot be opened. `masks` (see
-core/batch.py) exits 1 when any file failed (each is named in the summary), 130 when interrupted.
+core/masks/batch.py) exits 1 when any file failed (each is named in the summary), 130 when interrupted.
 """
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .camera import head_angles
-from .facs import ARKIT_NAMES, FACS_NAMES
-from .files import write_image, write_text
-from .pipeline import Pipeline
-from .preview import SHEET_TILES, contact_sheet, draw_preview
-from .sources import SourceError, open_source
-from .tracker import FaceTracker, TrackerOptions, TrackResult
+from .face.camera import head_angles
+from .face.facs import ARKIT_NAMES, FACS_NAMES
+from .io.files import write_image, write_text
+from .track.pipeline import Pipeline
+from .capture.preview import SHEET_TILES, contact_sheet, draw_preview
+from .io.sources import SourceError, open_source
+from .track.tracker import FaceTracker, TrackerOptions, TrackResult
 
 
 def frame_record(index: int, time_s: float, result: TrackResult) -> dict:
@@ -131,7 +131,7 @@ def track_command(args) -> int:
 
 
 def masks_command(args) -> int:
-    from .batch import DEFAULT_MIN_SCORE, BatchOptions, print_summary, report_json, run_batch
+    from .masks.batch import DEFAULT_MIN_SCORE, BatchOptions, print_summary, report_json, run_batch
     if args.workers < 1:
         print("maskcap: --workers must be 1 or more", file=sys.stderr)
         return 2

@@ -9,13 +9,13 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 DATA=${MASKCAP_DATA:-../shared/data}
 mkdir -p out
 if [ -d "$DATA/ict_facekit" ]; then
-  .venv/bin/python -m training.build_face_model --out out/face_model.npz
+  .venv/bin/python -m training.face_model.build --out out/face_model.npz
   model=out/face_model.npz
 else
   echo "$DATA not found: drawing the shipped models/face_model.npz instead of rebuilding it"
   model=models/face_model.npz
 fi
-.venv/bin/python -m training.face_model_picture --model "$model" --out out/face_model.png
+.venv/bin/python -m examples.face_model_picture --model "$model" --out out/face_model.png
 clip=${1:-$DATA/videos/webcam_hand_occlusion.mp4}
 if [ -e "$clip" ]; then
   .venv/bin/python -m core.cli track "$clip" --json out/take.json --csv out/take.csv \
@@ -32,7 +32,7 @@ addon_zip=$(.venv/bin/python build_addon.py --platform linux-x64 | tail -n 1 | c
 echo "built $addon_zip"
 bake_clip=${1:-}
 if [ -z "$bake_clip" ]; then
-  .venv/bin/python -m training.demo_clip --out out/demo_clip.mp4
+  .venv/bin/python -m examples.demo_clip --out out/demo_clip.mp4
   bake_clip=out/demo_clip.mp4
 fi
 .venv/bin/python scripts/blender_demo.py --zip "$addon_zip" --clip "$bake_clip" --out out

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment .venv with the pinned packages (and with
-# --blender42 also .venv-bpy42).
+# --blender42 also .venv-bpy42; with --training only .venv-train).
 # Reinstalls only when requirements or constraints change. Needs python3.11 and pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,11 @@ setup_venv() {
   echo "$want" > "$stamp"
 }
 setup_venv .venv requirements.txt requirements-dev.txt constraints.txt
+# --training: .venv-train alone, the run-time packages and PyTorch (training and its tests)
+if [ "${1:-}" = "--training" ]; then
+  setup_venv .venv-train requirements.txt training/requirements-train.txt
+  exit 0
+fi
 # --blender42 (the tests): also Blender 4.2 LTS as a module, so that the add-on is tested on the
 # oldest Blender it supports
 if [ "${1:-}" = "--blender42" ]; then

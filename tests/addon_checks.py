@@ -7,7 +7,7 @@ import numpy as np
 
 from tests.conftest import CLIP_FPS, CLIP_SECONDS
 
-RENDER_FRAME = 58  # the hand covers the right half of the face here (see training.demo_clip)
+RENDER_FRAME = 58  # the hand covers the right half of the face here (see examples.demo_clip)
 
 
 def curve_values(curves: dict, name: str) -> np.ndarray:
@@ -31,7 +31,7 @@ def composite_differences(render: Path, mask: Path, clip: Path) -> dict:
     and under the demo clip's hand (paper Fig. 5: only the visible face may change)."""
     import cv2
 
-    from training.demo_clip import ClipOptions, occluder_coverage
+    from examples.demo_clip import ClipOptions, occluder_coverage
 
     composite = cv2.imread(str(render)).astype(int)
     mask = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)

@@ -25,7 +25,7 @@ RESULT_MARKER = "MASKCAP_RESULT "
 
 # Helpers every script gets: the enabled add-on as `pkg`, and readers of its effects.
 PRELUDE = f'''
-import json, sys, threading, traceback
+import importlib, json, sys, threading, traceback
 import bpy
 MODULE = {MODULE!r}
 

@@ -1,4 +1,8 @@
-"""Fixtures shared by the add-on's tests on Blender 5.0 and 4.2: one zip and one demo clip per session."""
+"""Markers by what a test needs, and the add-on tests' fixtures: one zip and one demo clip per session.
+
+    pytest -m "not blender and not data"   # the engine alone, no Blender, no ../shared/data
+    bash scripts/test.sh --training        # the PyTorch training tests, in .venv-train
+"""
 from __future__ import annotations
 
 import os
@@ -12,6 +16,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "addon-test"
 CLIP_SECONDS = 2.0
 CLIP_FPS = 30
+
+
+BLENDER_MODULES = {"test_addon_installed", "test_addon_blender42"}
+DATA_MODULES = {"test_detection", "test_face_model", "test_facs", "test_fitting", "test_robustness",
+                "test_segmentation", "test_take", "test_tracker", "test_addon_installed"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """blender: headless Blender against the installed zip; data: reads ../shared/data (skips
+    without it); training: needs PyTorch, which only .venv-train has."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in BLENDER_MODULES:
+            item.add_marker(pytest.mark.blender)
+        if module in DATA_MODULES:
+            item.add_marker(pytest.mark.data)
+        code = getattr(getattr(item, "function", None), "__code__", None)
+        if code is not None and "torch" in code.co_varnames + code.co_names + code.co_consts:
+            item.add_marker(pytest.mark.training)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +62,6 @@ def addon_zip(work_dir) -> Path:
 @pytest.fixture(scope="session")
 def demo_clip(work_dir) -> Path:
     """A short demo clip (astronaut photo, head motion, a hand passing) made for the session."""
-    from training.demo_clip import ClipOptions, write_demo_clip
+    from examples.demo_clip import ClipOptions, write_demo_clip
 
     return write_demo_clip(work_dir / "demo_clip.mp4", ClipOptions(seconds=CLIP_SECONDS, fps=CLIP_FPS))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.paths import shared_data_dir
+from evaluation.paths import shared_data_dir
 
 
 def data_or_skip(subfolder: str):

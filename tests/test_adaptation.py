@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from core import load_face_model
-from core.adaptation import AdaptationOptions, IdentityAdapter
-from core.camera import head_rotation, principal_point, project
-from core.facs import FACS_NAMES
-from core.fitting import FitOptions
+from core.track.adaptation import AdaptationOptions, IdentityAdapter
+from core.face.camera import head_rotation, principal_point, project
+from core.face.facs import FACS_NAMES
+from core.face.fitting import FitOptions
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def model():
 
 def _frames(model, identity, focal, poses):
     """Landmarks of one person seen by one camera, jaw points on the silhouette as annotated."""
-    from core.fitting import _bases, _positions, _silhouette_rows
+    from core.face.fitting import _bases, _positions, _silhouette_rows
 
     center = principal_point((640, 480))
     bases = _bases(model)
@@ -106,7 +106,7 @@ def test_solves_after_the_first_wait_for_the_spacing_in_offered_frames(model):
 
 
 def test_solving_stops_once_two_successive_solves_agree(model, monkeypatch):
-    import core.adaptation as adaptation
+    import core.track.adaptation as adaptation
 
     answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.52), 903.0)])
     monkeypatch.setattr(adaptation, "fit_identity_focal", lambda *a, **k: (*next(answers), []))
@@ -119,7 +119,7 @@ def test_solving_stops_once_two_successive_solves_agree(model, monkeypatch):
 
 
 def test_solves_that_disagree_keep_the_adapter_solving(model, monkeypatch):
-    import core.adaptation as adaptation
+    import core.track.adaptation as adaptation
 
     answers = iter([(np.full(model.num_identity, 0.5), 900.0), (np.full(model.num_identity, 0.9), 900.0),
                     (np.full(model.num_identity, 0.2), 900.0)])
@@ -132,7 +132,7 @@ def test_solves_that_disagree_keep_the_adapter_solving(model, monkeypatch):
 
 
 def test_a_repeatable_adapter_solves_on_the_worker_and_swaps_in_after_a_fixed_count_of_offers(model, monkeypatch):
-    import core.adaptation as adaptation
+    import core.track.adaptation as adaptation
 
     threads = []
 
@@ -157,7 +157,7 @@ def test_a_repeatable_adapter_solves_on_the_worker_and_swaps_in_after_a_fixed_co
 
 def _record_starts(monkeypatch) -> list:
     """The warm start passed to each Eq. 3 solve."""
-    import core.adaptation as adaptation
+    import core.track.adaptation as adaptation
 
     starts = []
     real_fit = adaptation.fit_identity_focal

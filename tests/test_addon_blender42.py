@@ -38,7 +38,7 @@ RESULT["keys"] = fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
 RESULT["head"] = fcurves(bpy.data.objects["maskcap_head_control"])
 RESULT["take_frames"] = s.take_frames
 RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir),
-                              pkg.engine.load("take").MASK_PATTERN.format(RENDER_FRAME))
+                              importlib.import_module(pkg.__name__ + ".core.capture.take").MASK_PATTERN.format(RENDER_FRAME))
 bpy.ops.maskcap.camera_match()
 bpy.ops.maskcap.build_compositor()
 RESULT["has_compositing_node_group"] = hasattr(scene, "compositing_node_group")
@@ -86,7 +86,7 @@ def test_the_zip_installs_and_registers_with_blender_4_2s_own_operator(blender42
 
 
 def test_demo_head_has_the_46_facs_shape_keys(blender42):
-    from core.facs import FACS_NAMES
+    from core.face.facs import FACS_NAMES
 
     assert blender42["demo_keys"][1:] == list(FACS_NAMES)
 

@@ -16,7 +16,7 @@ from tests import blender_run
 from tests.blender_run import BlenderUser
 from tests.addon_checks import RENDER_FRAME, composite_differences, curve_values
 from tests.conftest import CLIP_FPS, CLIP_SECONDS
-from training.paths import shared_data_dir
+from evaluation.paths import shared_data_dir
 
 if importlib.util.find_spec("bpy") is None:  # not imported here: Blender runs only in subprocesses
     pytest.skip("bpy 5.0.1 is a dev requirement: run bash scripts/setup_env.sh", allow_module_level=True)
@@ -72,7 +72,7 @@ def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(ad
 
     with zipfile.ZipFile(addon_zip) as archive:
         names = set(archive.namelist())
-    assert {"__init__.py", "core/__init__.py", "core/tracker.py", "models/segmenter.onnx",
+    assert {"__init__.py", "core/__init__.py", "core/track/tracker.py", "models/segmenter.onnx",
             "models/regressor.npz", "models/face_model.npz", "models/ICT-FaceKit-LICENSE.txt", "LICENSE"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert "models/segmenter_streams.onnx" not in names  # training's source and ablations; never loaded there
@@ -118,7 +118,7 @@ RESULT["demo_target"] = s.target.name if s.target else None
 RESULT["demo_head_object"] = s.head_object.name if s.head_object else None
 
 # an ARKit-named rig with three keys left out, some names in other cases and separators
-core = pkg.engine.core
+core = pkg.core
 arkit = [core.FACS_TO_ARKIT[name] for name in core.FACS_NAMES]
 left_out = arkit[:3]
 spelled = {"jawOpen": "JawOpen", "mouthSmileLeft": "mouth_smile_left", "cheekPuff": "CHEEK-PUFF"}
@@ -274,7 +274,7 @@ def test_the_addon_can_be_enabled_and_disabled_again(basics):
 
 
 def test_demo_head_has_the_46_facs_shape_keys_after_its_basis(basics):
-    from core.facs import FACS_NAMES
+    from core.face.facs import FACS_NAMES
 
     keys = basics["demo_keys"]
     assert len(keys) == 47
@@ -287,7 +287,7 @@ def test_demo_head_becomes_the_target_and_the_head_to_drive(basics):
 
 
 def test_arkit_named_rig_maps_every_key_it_has_whatever_the_case_and_separators(basics):
-    from core.facs import FACS_TO_ARKIT
+    from core.face.facs import FACS_TO_ARKIT
 
     spelled = basics["arkit_spelled"]
     for facs, arkit in FACS_TO_ARKIT.items():
@@ -296,7 +296,7 @@ def test_arkit_named_rig_maps_every_key_it_has_whatever_the_case_and_separators(
 
 
 def test_arkit_keys_the_rig_lacks_are_left_unmapped_and_reported(basics):
-    from core.facs import ARKIT_TO_FACS
+    from core.face.facs import ARKIT_TO_FACS
 
     missing = [ARKIT_TO_FACS[name] for name in basics["arkit_left_out"]]
     assert all(basics["arkit_map"][facs] == "" for facs in missing)
@@ -384,7 +384,7 @@ RESULT["undo_states"].append(baked_state())
 scene = bpy.context.scene  # undo reloads the file's data: fetch it again
 s = scene.maskcap
 RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir),
-                              pkg.engine.load("take").MASK_PATTERN.format(RENDER_FRAME))
+                              importlib.import_module(pkg.__name__ + ".core.capture.take").MASK_PATTERN.format(RENDER_FRAME))
 bpy.ops.maskcap.camera_match()
 RESULT["camera"] = {"name": scene.camera.name, "lens_mm": scene.camera.data.lens,
                     "sensor_mm": scene.camera.data.sensor_width, "focal_px": s.take_focal_px,
@@ -554,7 +554,7 @@ def test_bake_keys_every_frame_of_the_clip(baked):
 
 
 def test_bake_keys_all_46_shape_keys_on_every_frame_within_0_and_1(baked):
-    from core.facs import FACS_NAMES
+    from core.face.facs import FACS_NAMES
 
     frames = list(range(1, baked["take_frames"] + 1))
     for name in FACS_NAMES:
@@ -575,7 +575,7 @@ def test_bake_keys_the_head_location_and_rotation(baked):
 def test_baked_head_roll_follows_the_clips_roll(baked):
     """The clip rolls the photo by 8 sin(2 pi t / 2.3) degrees; with the default axes X,Z,-Y the
     roll (about the face's outward axis) lands on Blender's -Y rotation."""
-    from training.demo_clip import ClipOptions
+    from examples.demo_clip import ClipOptions
 
     t = np.arange(baked["take_frames"]) / CLIP_FPS
     clip_roll = ClipOptions().roll_deg * np.sin(2 * np.pi * t / 2.3)
@@ -715,7 +715,7 @@ bpy.ops.preferences.addon_disable(module=MODULE)
 def live(work_dir, blender_user, demo_clip):
     """Live runs at the clip's pace, dropping frames while the tracker is busy: after a warm-up
     bake (the tracker's first-use compile takes seconds), a longer clip than the bake's."""
-    from training.demo_clip import ClipOptions, write_demo_clip
+    from examples.demo_clip import ClipOptions, write_demo_clip
 
     clip = write_demo_clip(work_dir / "demo_clip_live.mp4", ClipOptions(seconds=LIVE_CLIP_SECONDS, fps=CLIP_FPS))
     return blender_run.run(blender_user, LIVE, CLIP=str(clip), WARMUP_CLIP=str(demo_clip))

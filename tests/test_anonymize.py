@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.anonymize import METHODS, AnonymizeOptions, anonymize, anonymize_faces, feather_alpha
-from core.segmentation import FaceMask
+from core.masks.anonymize import METHODS, AnonymizeOptions, anonymize, anonymize_faces, feather_alpha
+from core.segment.segmentation import FaceMask
 
 
 def textured_frame(h: int = 120, w: int = 160) -> np.ndarray:

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.batch import DEFAULT_MIN_SCORE, BatchOptions, anonymize_clip, plan_jobs, run_batch
+from core.masks.batch import DEFAULT_MIN_SCORE, BatchOptions, anonymize_clip, plan_jobs, run_batch
 from core.cli import main as cli_main
-from core.segmentation import FaceMask, FaceSegmenter, merge_face_masks
+from core.segment.segmentation import FaceMask, FaceSegmenter, merge_face_masks
 from tests.helpers import lfw_group_frame
 
 

@@ -1,7 +1,7 @@
-"""Box-constrained quadratic steps (core/box_qp.py): the block arrow Hessian of Eq. 3 and its solver."""
+"""Box-constrained quadratic steps (core/face/box_qp.py): the block arrow Hessian of Eq. 3 and its solver."""
 import numpy as np
 
-from core.box_qp import ArrowHessian, arrow_box_step, dense_box_step
+from core.face.box_qp import ArrowHessian, arrow_box_step, dense_box_step
 
 
 def _random_arrow(rng, frames=5, per=8, shared=4) -> ArrowHessian:

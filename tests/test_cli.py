@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.facs import ARKIT_NAMES
+from core.face.facs import ARKIT_NAMES
 
 
 def _video(path, frames=6):
@@ -18,10 +18,10 @@ def _video(path, frames=6):
 
 
 def test_a_clip_without_faces_gives_a_take_of_lost_frames(tmp_path):
-    from core.segmentation import default_segmenter_path
+    from core.segment.segmentation import default_segmenter_path
 
     if not default_segmenter_path().exists():
-        pytest.skip("needs the trained segmenter models/segmenter.onnx (python -m training.train_segmentation)")
+        pytest.skip("needs the trained segmenter models/segmenter.onnx (python -m training.segmenter.train)")
     clip = tmp_path / "empty_room.avi"
     _video(clip)
     code = main(["track", str(clip), "--json", str(tmp_path / "take.json"), "--csv", str(tmp_path / "take.csv"),

@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from training.demo_clip import ClipOptions, demo_frames, head_warp, occluder_centre, write_demo_clip
+from examples.demo_clip import ClipOptions, demo_frames, head_warp, occluder_centre, write_demo_clip
 
 SHORT = ClipOptions(seconds=1.0, fps=30.0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.detection import (CROP_SCALE_FROM_FACE, DETECTION_TO_FACE, FaceDetector, crop_box_from_detection,
+from core.detect.detection import (CROP_SCALE_FROM_FACE, DETECTION_TO_FACE, FaceDetector, crop_box_from_detection,
                             crop_box_from_face_box, detect_faces, face_box_from_detection)
 from tests.helpers import data_or_skip, lfw_group_frame
 
@@ -59,13 +59,13 @@ def test_boxes_are_sorted_largest_first_on_a_real_face():
 # ------------------------------------------------------------------ label mapping (training data)
 
 def test_lfw_face_is_label_one_only():
-    from training.segmentation_data import lfw_face
+    from training.segmenter.data import lfw_face
     label = np.array([[0, 1, 2, 3]], np.uint8)
     assert lfw_face(label).tolist() == [[0, 1, 0, 0]]
 
 
 def test_celebamask_face_keeps_ears_drops_glasses_hair_and_neck():
-    from training.segmentation_data import celebamask_face
+    from training.segmenter.data import celebamask_face
     label = np.arange(19, dtype=np.uint8)[None, :]
     face = celebamask_face(label)[0]
     assert face[[1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12]].all()
@@ -76,23 +76,23 @@ def test_celebamask_face_keeps_ears_drops_glasses_hair_and_neck():
 # ------------------------------------------------------------------ every face (detect_all_faces)
 
 def detection(box, kind="frontal", neighbors=5):
-    from core.detection import FaceDetection
+    from core.detect.detection import FaceDetection
     return FaceDetection(box, tuple(float(v) for v in box), kind, neighbors)
 
 
 def test_a_flat_frame_has_no_faces_at_all():
-    from core.detection import detect_all_faces
+    from core.detect.detection import detect_all_faces
     assert detect_all_faces(np.full((480, 640, 3), 90, np.uint8)) == []
 
 
 def test_overlapping_detections_merge_into_the_frontal_one():
-    from core.detection import merge_detections
+    from core.detect.detection import merge_detections
     kept = merge_detections([detection((100, 100, 50, 50), "profile", 20), detection((105, 102, 50, 50), "frontal", 3)], 0.45)
     assert [d.kind for d in kept] == ["frontal"]
 
 
 def test_a_box_inside_another_merges_and_distant_boxes_stay_apart():
-    from core.detection import merge_detections
+    from core.detect.detection import merge_detections
     nested = merge_detections([detection((100, 100, 100, 100)), detection((130, 130, 30, 30))], 0.45)
     assert len(nested) == 1
     apart = merge_detections([detection((0, 0, 40, 40)), detection((200, 0, 80, 80))], 0.45)
@@ -100,14 +100,14 @@ def test_a_box_inside_another_merges_and_distant_boxes_stay_apart():
 
 
 def test_box_iou_of_equal_disjoint_and_half_overlapping_boxes():
-    from core.detection import box_iou
+    from core.detect.detection import box_iou
     assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
     assert box_iou((0, 0, 10, 10), (20, 20, 10, 10)) == 0.0
     assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
 
 
 def test_a_profile_detection_maps_through_its_own_calibration():
-    from core.detection import PROFILE_TO_FACE, _face_box_for
+    from core.detect.detection import PROFILE_TO_FACE, _face_box_for
     x, y, w, h = _face_box_for((100, 100, 80, 80), "profile")
     assert w == h == pytest.approx(PROFILE_TO_FACE["size"] * 80)
     mirrored = _face_box_for((100, 100, 80, 80), "profile_mirrored")
@@ -119,7 +119,7 @@ def two_face_frame():
 
 
 def test_every_face_is_found_at_two_scales_each_with_a_square_face_box():
-    from core.detection import MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
     with MultiFaceDetector(MultiFaceOptions.thorough()) as detector:   # 3 neighbours: no false boxes here
         found = detector.detect(two_face_frame())
     assert len(found) == 2
@@ -130,13 +130,13 @@ def test_every_face_is_found_at_two_scales_each_with_a_square_face_box():
 
 
 def test_the_default_finds_every_face_among_its_looser_candidates():
-    from core.detection import detect_all_faces
+    from core.detect.detection import detect_all_faces
     centres = [d.face_box[0] + d.face_box[2] / 2 for d in detect_all_faces(two_face_frame())]
     assert any(abs(c - 165) < 25 for c in centres) and any(abs(c - 512) < 15 for c in centres)
 
 
 def test_mirroring_the_frame_mirrors_the_boxes():
-    from core.detection import MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
     frame = two_face_frame()
     with MultiFaceDetector(MultiFaceOptions.thorough()) as detector:
         boxes = sorted(d.face_box[0] + d.face_box[2] / 2 for d in detector.detect(frame))
@@ -146,7 +146,7 @@ def test_mirroring_the_frame_mirrors_the_boxes():
 
 def test_a_rolled_pass_finds_a_turned_face_where_it_is():
     import cv2
-    from core.detection import MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
     frame = lfw_group_frame(((60, 115, 250),))
     turn = cv2.getRotationMatrix2D((320, 240), -25, 1.0)       # the face rolled 25 degrees
     rolled = cv2.warpAffine(frame, turn, (640, 480), borderValue=(100, 100, 100))
@@ -159,7 +159,7 @@ def test_a_rolled_pass_finds_a_turned_face_where_it_is():
 
 
 def test_the_passes_follow_the_options():
-    from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
     options = MultiFaceOptions(rolled_deg=(15.0,), profile_cascade=None, max_width_px=500, scale_factor=1.2,
                                extra_scale_factor=None, extra_min_neighbors=None)
     with MultiFaceDetector(options) as detector:
@@ -167,7 +167,7 @@ def test_the_passes_follow_the_options():
 
 
 def test_detect_merges_what_the_passes_find_one_by_one():
-    from core.detection import MultiFaceDetector, merge_detections
+    from core.detect.detection import MultiFaceDetector, merge_detections
     frame = two_face_frame()
     with MultiFaceDetector() as detector:
         gray = frame.mean(axis=2).round().astype(np.uint8)
@@ -178,14 +178,14 @@ def test_detect_merges_what_the_passes_find_one_by_one():
 
 
 def test_a_profile_pass_needs_a_profile_cascade():
-    from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
     with MultiFaceDetector(MultiFaceOptions(profile_cascade=None)) as detector:
         with pytest.raises(ValueError, match="profile cascade"):
             detector.run_pass(np.zeros((48, 64), np.uint8), DetectorPass("profile", 640, 0.0, 1.1))
 
 
 def test_passes_on_two_threads_find_what_one_thread_finds():
-    from core.detection import MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
     frame = two_face_frame()
     with MultiFaceDetector() as one, MultiFaceDetector(MultiFaceOptions(threads=2)) as two:
         assert [d.box for d in two.detect(frame)] == [d.box for d in one.detect(frame)]
@@ -193,7 +193,7 @@ def test_passes_on_two_threads_find_what_one_thread_finds():
 
 
 def test_the_extra_passes_take_their_own_scale_factor_and_neighbours():
-    from core.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import DetectorPass, MultiFaceDetector, MultiFaceOptions
     options = MultiFaceOptions(rolled_deg=(15.0,), mirrored_profile=False, scale_factor=1.1,
                                extra_scale_factor=1.3, extra_min_neighbors=1)
     with MultiFaceDetector(options) as detector:
@@ -203,6 +203,6 @@ def test_the_extra_passes_take_their_own_scale_factor_and_neighbours():
 
 
 def test_threads_below_one_are_refused():
-    from core.detection import MultiFaceDetector, MultiFaceOptions
+    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
     with pytest.raises(ValueError, match="threads"):
         MultiFaceDetector(MultiFaceOptions(threads=0))

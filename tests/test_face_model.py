@@ -110,7 +110,7 @@ def test_an_npz_without_the_model_arrays_is_rejected_by_name(tmp_path):
 
 def test_the_build_command_reproduces_the_shipped_model(tmp_path):
     data_or_skip("ict_facekit")
-    from training.build_face_model import build
+    from training.face_model.build import build
 
     out = tmp_path / "face_model.npz"
     build(50, out)
@@ -123,8 +123,8 @@ def test_the_build_command_reproduces_the_shipped_model(tmp_path):
 
 
 def test_the_face_region_holds_the_landmarks_but_not_the_throat_or_the_ears(model):
-    from core.camera import head_rotation, principal_point, project
-    from core.render import render_face
+    from core.face.camera import head_rotation, principal_point, project
+    from core.face.render import render_face
 
     face_vertices = np.unique(model.region_quads("face"))
     assert np.isin(model.landmark_vertex_ids[17:], face_vertices).all()  # brows, eyes, nose, mouth

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.files import write_image, write_npz, write_text
+from core.io.files import write_image, write_npz, write_text
 
 
 def test_npz_and_text_are_written_whole(tmp_path):
@@ -24,7 +24,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_an_interrupt_just_after_the_temporary_file_appears_leaves_nothing(tmp_path, monkeypatch):
-    import core.files as files
+    import core.io.files as files
     create = files._create_new
 
     def create_then_interrupt(tmp):
@@ -42,7 +42,7 @@ def test_an_interrupt_just_after_the_temporary_file_appears_leaves_nothing(tmp_p
 def test_an_interrupt_while_the_video_writer_opens_leaves_nothing(tmp_path, monkeypatch):
     import cv2
 
-    import core.files as files
+    import core.io.files as files
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

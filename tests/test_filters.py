@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.filters import OneEuroFilter, OneEuroParams, filter_sequence
+from core.capture.filters import OneEuroFilter, OneEuroParams, filter_sequence
 
 
 def test_first_sample_passes_unchanged():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from core import FACS_NAMES, fit_identity_focal, fit_landmarks, load_face_model
-from core.camera import head_rotation, principal_point, project, rotation_angle_deg
-from core.fitting import FitOptions, _bases, _FrameState, _frame_linearisation, _frame_residuals, _make_problem
-from training.synthetic import random_face
+from core.face.camera import head_rotation, principal_point, project, rotation_angle_deg
+from core.face.fitting import FitOptions, _bases, _FrameState, _frame_linearisation, _frame_residuals, _make_problem
+from evaluation.synthetic import random_face
 
 from .helpers import data_or_skip
 
@@ -123,9 +123,9 @@ def _keyframes_of_one_person(model, count, seed, noise_px=1.0):
 def test_the_structured_joint_solver_gives_the_dense_solvers_result(model, monkeypatch):
     """The block arrow solver of Eq. 3's steps replaced a dense active-set solve (with L-BFGS-B
     when that cycled); on 12 keyframes both end at the same identity, focal length and fit."""
-    from core import fitting
-    from core.adaptation import AdaptationOptions
-    from core.box_qp import dense_box_step
+    from core.face import fitting
+    from core.track.adaptation import AdaptationOptions
+    from core.face.box_qp import dense_box_step
 
     _, frames = _keyframes_of_one_person(model, 12, seed=11)
     options = AdaptationOptions().fit
@@ -141,8 +141,8 @@ def test_a_warm_start_from_a_previous_solve_is_as_accurate_as_a_cold_solve(model
     """Adaptation adds keyframes between solves; continuing from the last solve (its identity,
     focal and the fits of the frames it had) recovers the person as well as starting cold, and
     its identity agrees with the cold solve's by the adapter's own convergence test."""
-    from core.adaptation import AdaptationOptions
-    from core.fitting import WarmStart
+    from core.track.adaptation import AdaptationOptions
+    from core.face.fitting import WarmStart
 
     person, frames = _keyframes_of_one_person(model, 12, seed=5)
     adapter_options = AdaptationOptions()
@@ -159,7 +159,7 @@ def test_a_warm_start_from_a_previous_solve_is_as_accurate_as_a_cold_solve(model
 
 
 def test_a_warm_start_needs_one_entry_per_keyframe(model):
-    from core.fitting import WarmStart
+    from core.face.fitting import WarmStart
 
     _, frames = _keyframes_of_one_person(model, 3, seed=6)
     with pytest.raises(ValueError, match="3 keyframes"):
@@ -222,7 +222,7 @@ def test_bad_weights_and_focal_are_rejected(model):
 
 def test_real_faces_fit_within_a_few_percent_of_the_inter_ocular_distance(model):
     data_or_skip("landmarks68")
-    from training.fit_landmarks68 import load_samples, normalised_error
+    from training.regressor.fit_landmarks68 import load_samples, normalised_error
 
     samples = load_samples()[::60]  # 21 faces spread over AFW and HELEN
     errors = [normalised_error(fit_landmarks(model, s.landmarks, (256, 256), focal_px=s.focal_prior_px), s.landmarks)

@@ -1,10 +1,10 @@
-"""Following faces between detections in a video (core/follow.py)."""
+"""Following faces between detections in a video (core/masks/follow.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core.follow import FaceFollower, FollowOptions, box_from_mask
+from core.masks.follow import FaceFollower, FollowOptions, box_from_mask
 from tests.helpers import lfw_group_frame
 
 
@@ -27,8 +27,8 @@ def test_detect_every_must_be_at_least_one():
 
 @pytest.fixture(scope="module")
 def follower_parts():
-    from core.detection import MultiFaceDetector, MultiFaceOptions
-    from core.segmentation import FaceSegmenter
+    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
+    from core.segment.segmentation import FaceSegmenter
     with FaceSegmenter() as segmenter, MultiFaceDetector(MultiFaceOptions(rolled_deg=(), profile_cascade=None)) as detector:
         yield segmenter, detector
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.camera import FRONTAL, head_rotation
-from core.head_pose import (DEFAULT_AXES, axis_matrix, camera_offset_blender, camera_rotation_blender,
+from core.face.camera import FRONTAL, head_rotation
+from core.capture.head_pose import (DEFAULT_AXES, axis_matrix, camera_offset_blender, camera_rotation_blender,
                             head_pose_blender)
 
 A = axis_matrix(DEFAULT_AXES)

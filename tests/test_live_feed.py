@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from core.filters import OneEuroParams
-from core.live_feed import LiveFeed, PacedSource
-from core.retarget import ChannelMap
+from core.capture.filters import OneEuroParams
+from core.capture.live_feed import LiveFeed, PacedSource
+from core.capture.retarget import ChannelMap
 from tests.test_take import FaceEveryOtherFrame, ListSource
 
 

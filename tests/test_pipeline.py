@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from core.pipeline import Pipeline
-from core.sources import Frame, FrameSource
-from core.tracker import PreparedFrame, TrackResult
+from core.track.pipeline import Pipeline
+from core.io.sources import Frame, FrameSource
+from core.track.tracker import PreparedFrame, TrackResult
 
 
 class CountingSource(FrameSource):

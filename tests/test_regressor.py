@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.regressor import FernCascade, RegressorModelError, apply_ferns, make_layout
-from training.fern_training import train_ferns
+from core.track.regressor import FernCascade, RegressorModelError, apply_ferns, make_layout
+from training.regressor.ferns import train_ferns
 
 
 def test_ferns_learn_a_known_mapping_from_feature_differences():

@@ -3,11 +3,11 @@ import cv2
 import numpy as np
 import pytest
 
-from training.train_regressor import FaceSource, load_sources, parse_source
+from training.regressor.train import FaceSource, load_sources, parse_source
 
 
 def _source(tmp_path, name, size, count, validation=False):
-    """count grey images of size (w, h) with fits and masks, as training.fit_landmarks68.save_targets writes."""
+    """count grey images of size (w, h) with fits and masks, as training.regressor.fit_landmarks68.save_targets writes."""
     w, h = size
     images, masks = tmp_path / name / "images", tmp_path / name / "masks"
     images.mkdir(parents=True)

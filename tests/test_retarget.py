@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.facs import ARKIT_NAMES, FACS_NAMES, FACS_TO_ICT, NUM_FACS
-from core.retarget import (ChannelMap, ChannelParams, auto_map, missing_channels, normalize_name, parse_preset,
+from core.face.facs import ARKIT_NAMES, FACS_NAMES, FACS_TO_ICT, NUM_FACS
+from core.capture.retarget import (ChannelMap, ChannelParams, auto_map, missing_channels, normalize_name, parse_preset,
                            preset_json, split_keys)
 
 
@@ -89,7 +89,7 @@ def test_bad_presets_say_what_is_wrong(text, message):
 
 
 def test_key_values_follow_the_mapping_and_a_shared_key_takes_the_largest():
-    from core.retarget import key_values
+    from core.capture.retarget import key_values
     keys = [()] * NUM_FACS
     keys[0], keys[1], keys[2] = ("blink",), ("blink",), ("squint", "squint2")
     values = np.zeros((3, NUM_FACS))

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core.image_input import as_bgr_uint8, as_gray_uint8
-from core.segmentation import (FaceSegmenter, SegmenterModelError, SegmenterOptions, default_segmenter_path,
+from core.io.image_input import as_bgr_uint8, as_gray_uint8
+from core.segment.segmentation import (FaceSegmenter, SegmenterModelError, SegmenterOptions, default_segmenter_path,
                                graph_cut_refine)
 from tests.helpers import data_or_skip
 
@@ -178,7 +178,7 @@ def test_the_shipped_models_are_within_their_size_budget():
 
 def test_the_run_time_model_is_the_int8_form_of_its_streams_siblings_fused_output():
     """models/segmenter.onnx: the fused output alone, its dense convolutions in int8
-    (training.segmentation_quantize), on real faces within rounding of the float network."""
+    (training.segmenter.quantize), on real faces within rounding of the float network."""
     import cv2
     import onnxruntime as ort
     folder = data_or_skip("lfw_parts") / "validation"

@@ -1,13 +1,13 @@
-"""The segmenter's training helpers: skin-made hands (training.skin_hands) and starting PyTorch
-from the shipped ONNX weights (training.segmentation_onnx_init, needs torch: skipped without it)."""
+"""The segmenter's training helpers: skin-made hands (training.segmenter.skin_hands) and starting PyTorch
+from the shipped ONNX weights (training.segmenter.onnx_init, needs torch: skipped without it)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from training.segmentation_data import AugmentOptions, Hand, MaskSource, SampleMaker, occlude_for_evaluation
-from training.skin_hands import composite_skin_hand, skin_texture
+from training.segmenter.data import AugmentOptions, Hand, MaskSource, SampleMaker, occlude_for_evaluation
+from training.segmenter.skin_hands import composite_skin_hand, skin_texture
 
 
 def _face_crop(tone_bgr=(90, 130, 190)):
@@ -72,8 +72,8 @@ def test_skin_texture_needs_enough_face_pixels():
 def test_weights_loaded_from_an_export_reproduce_its_outputs(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     pytest.importorskip("onnx", reason="reading ONNX initializers needs the onnx package (.venv-train)")
-    from training.segmentation_net import ExportWrapper, TwoStreamSegmenter, export_onnx
-    from training.segmentation_onnx_init import load_onnx_weights, output_difference
+    from training.segmenter.net import ExportWrapper, TwoStreamSegmenter, export_onnx
+    from training.segmenter.onnx_init import load_onnx_weights, output_difference
     torch.manual_seed(0)
     net = TwoStreamSegmenter()
     with torch.no_grad():  # BatchNorm statistics that are not the identity, so folding matters
@@ -93,8 +93,8 @@ def test_weights_loaded_from_an_export_reproduce_its_outputs(tmp_path):
 def test_weights_of_another_architecture_are_refused(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     pytest.importorskip("onnx", reason="reading ONNX initializers needs the onnx package (.venv-train)")
-    from training.segmentation_net import ExportWrapper, TwoStreamSegmenter, export_onnx
-    from training.segmentation_onnx_init import load_onnx_weights
+    from training.segmenter.net import ExportWrapper, TwoStreamSegmenter, export_onnx
+    from training.segmenter.onnx_init import load_onnx_weights
     path = tmp_path / "wide.onnx"
     export_onnx(ExportWrapper(TwoStreamSegmenter(fc6_width=64)), path, ("fused", "fcn", "deconv"))
     with pytest.raises(ValueError):
@@ -144,57 +144,9 @@ def test_nothing_is_covered_without_occluders_or_on_negatives():
     assert not covered.any()
 
 
-def test_occluders_mark_every_pixel_a_hand_painted_over_the_face_and_beside_it():
-    maker = _maker(p_hand=1.0)
-    crops, targets, covered, occluders = maker.batch_with_occluders(np.random.default_rng(0), 6)
-    # the same samples as batch_with_cover draws from the same seed
-    same = maker.batch_with_cover(np.random.default_rng(0), 6)
-    for a, b in zip((crops, targets, covered), same):
-        np.testing.assert_array_equal(a, b)
-    # the covered face pixels were painted by the hand (but for the odd pixel that the recoloured
-    # hand happened to paint in the colour it had), and the hand reaches beyond the face
-    assert (covered & occluders).sum() >= 0.995 * covered.sum()
-    assert np.all((occluders & (1 - covered) & (1 - targets)).sum((1, 2)) > 0)
-
-
-def test_no_occluders_without_hands_and_hands_on_negatives_are_occluders_too():
-    _, _, _, occluders = _maker(p_hand=0.0).batch_with_occluders(np.random.default_rng(0), 4)
-    assert not occluders.any()
-    maker = _maker(p_hand=1.0)
-    rng = np.random.default_rng(3)
-    found = [maker.negative_with_occluders(rng) for _ in range(12)]
-    with_hand = [target for _, target, occ in found if occ.any()]
-    assert 0 < len(with_hand) < len(found)  # half of the face-free pictures get a hand
-    assert not any(target.any() for target in with_hand)  # and no face
-
-
-def test_occluder_heads_read_the_networks_features_and_learn_where_occluders_are():
-    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import TwoStreamSegmenter
-    from training.train_segmentation import OccluderHeads, to_tensor
-    torch.manual_seed(0)
-    net = TwoStreamSegmenter().eval()
-    crops, _, _, occluders = _maker(p_hand=1.0).batch_with_occluders(np.random.default_rng(0), 4)
-    x = to_tensor(crops)
-    scores, features = net.forward_with_features(x)
-    for k, v in net(x).items():  # the features come with the very scores forward gives
-        torch.testing.assert_close(scores[k], v)
-    assert features["deconv"].shape[-2:] == (128, 128) and features["pool3"].shape[-2:] == (16, 16)
-    heads = OccluderHeads(net)
-    features = {k: v.detach() for k, v in features.items()}
-    opt = torch.optim.Adam(heads.parameters(), lr=0.05)
-    first = heads.loss(features, occluders)
-    for _ in range(30):
-        loss = heads.loss(features, occluders)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert heads.loss(features, occluders).item() < 0.8 * first.item()
-
-
 def test_hand_weights_stress_covered_pixels_and_their_surroundings():
     pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.train_segmentation import HAND_WEIGHT_REACH, hand_weights
+    from training.segmenter.train import HAND_WEIGHT_REACH, hand_weights
     covered = np.zeros((1, 32, 32), np.uint8)
     covered[0, 10:14, 10:14] = 1
     weights = hand_weights(covered, 3.0).numpy()[0]
@@ -205,7 +157,7 @@ def test_hand_weights_stress_covered_pixels_and_their_surroundings():
 
 def test_the_soft_iou_loss_is_zero_for_a_right_mask_one_for_a_wrong_one_and_weighs_crops_alike():
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import soft_jaccard_loss
+    from training.segmenter.net import soft_jaccard_loss
 
     def scores(face):  # confident two-class scores for a 0/1 face map
         f = torch.as_tensor(face, dtype=torch.float32)
@@ -235,7 +187,7 @@ def _random_batchnorm(net, torch):
 
 def test_the_export_folds_the_heads_without_changing_the_probabilities():
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import ExportWrapper, TwoStreamSegmenter
+    from training.segmenter.net import ExportWrapper, TwoStreamSegmenter
     torch.manual_seed(1)
     net = _random_batchnorm(TwoStreamSegmenter(), torch)
     with torch.no_grad():
@@ -253,8 +205,8 @@ def test_the_export_folds_the_heads_without_changing_the_probabilities():
 
 def test_a_grown_network_computes_what_the_small_one_did():
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter
-    from training.segmentation_widen import grow
+    from training.segmenter.net import SHAPES, ExportWrapper, TwoStreamSegmenter
+    from training.segmenter.widen import grow
     torch.manual_seed(2)
     small = _random_batchnorm(TwoStreamSegmenter(**SHAPES["base"], switches="tie_break"), torch)
     large = grow(small, TwoStreamSegmenter(**SHAPES["deep"], switches="tie_break")).eval()
@@ -269,7 +221,7 @@ def test_a_grown_network_computes_what_the_small_one_did():
 
 def test_switches_send_each_value_back_to_where_its_windows_maximum_was():
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import max_unpool2x, pool_with_switches
+    from training.segmenter.net import max_unpool2x, pool_with_switches
     z = torch.tensor([[[[1.0, 5.0, -1.0, -3.0],   # before the ReLU: the top-right window is all
                         [2.0, 3.0, -2.0, -0.5],   # zero after it
                         [0.5, 0.2, 7.0, 7.5],
@@ -285,7 +237,7 @@ def test_switches_send_each_value_back_to_where_its_windows_maximum_was():
 
 def test_difference_switches_spread_only_exact_ties():
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import max_unpool2x, pool_with_switches
+    from training.segmenter.net import max_unpool2x, pool_with_switches
     z = torch.tensor([[[[3.0, 3.0], [3.0, 3.0 - 1e-4]]]])
     back = max_unpool2x(torch.ones(1, 1, 1, 1), pool_with_switches(z)[1])[0, 0]
     assert back.flatten().tolist() == [1.0, 1.0, 1.0, 0.0]
@@ -294,8 +246,8 @@ def test_difference_switches_spread_only_exact_ties():
 def test_an_export_with_difference_switches_stays_in_blocked_ops_and_computes_what_torch_does(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
-    from training.segmentation_net import ExportWrapper, TwoStreamSegmenter, export_onnx
-    from training.segmentation_onnx_init import load_onnx_weights, output_difference, switches_of
+    from training.segmenter.net import ExportWrapper, TwoStreamSegmenter, export_onnx
+    from training.segmenter.onnx_init import load_onnx_weights, output_difference, switches_of
     torch.manual_seed(3)
     crops = np.random.default_rng(0).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
     for mode in ("difference", "tie_break"):
@@ -312,8 +264,8 @@ def test_an_export_with_difference_switches_stays_in_blocked_ops_and_computes_wh
 
 def test_networks_that_keep_their_switches_differently_are_not_grown_into_each_other():
     pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import SHAPES, TwoStreamSegmenter
-    from training.segmentation_widen import grow
+    from training.segmenter.net import SHAPES, TwoStreamSegmenter
+    from training.segmenter.widen import grow
     with pytest.raises(ValueError, match="switches"):
         grow(TwoStreamSegmenter(switches="tie_break"), TwoStreamSegmenter(**SHAPES["deep"]))
     with pytest.raises(ValueError, match="switches"):
@@ -323,8 +275,8 @@ def test_networks_that_keep_their_switches_differently_are_not_grown_into_each_o
 def test_a_run_started_from_an_export_grows_it_then_moves_it_to_the_switches_asked_for(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     pytest.importorskip("onnx", reason="reading ONNX initializers needs the onnx package (.venv-train)")
-    from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter, export_onnx
-    from training.train_segmentation import load_exported
+    from training.segmenter.net import SHAPES, ExportWrapper, TwoStreamSegmenter, export_onnx
+    from training.segmenter.train import load_exported
     torch.manual_seed(4)
     path = tmp_path / "base.onnx"
     export_onnx(ExportWrapper(_random_batchnorm(TwoStreamSegmenter(switches="tie_break"), torch)), path,
@@ -339,8 +291,8 @@ def test_the_run_time_export_has_the_fused_output_alone_and_gives_what_its_strea
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
     import onnxruntime as ort
-    from training.segmentation_net import TwoStreamSegmenter
-    from training.segmentation_onnx_init import export_segmenter, load_exported_network, output_difference, reproduces
+    from training.segmenter.net import TwoStreamSegmenter
+    from training.segmenter.onnx_init import export_segmenter, load_exported_network, output_difference, reproduces
     torch.manual_seed(5)
     net = _random_batchnorm(TwoStreamSegmenter(), torch).eval()
     out = tmp_path / "segmenter.onnx"
@@ -373,8 +325,8 @@ def test_the_run_time_export_has_the_fused_output_alone_and_gives_what_its_strea
 def test_a_run_time_export_without_its_streams_sibling_is_refused_for_training(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
-    from training.segmentation_net import TwoStreamSegmenter
-    from training.segmentation_onnx_init import export_segmenter, load_exported_network, onnx_initializers
+    from training.segmenter.net import TwoStreamSegmenter
+    from training.segmenter.onnx_init import export_segmenter, load_exported_network, onnx_initializers
     out = tmp_path / "segmenter.onnx"
     export_segmenter(TwoStreamSegmenter().eval(), out)
     (tmp_path / "segmenter_streams.onnx").unlink()
@@ -384,35 +336,9 @@ def test_a_run_time_export_without_its_streams_sibling_is_refused_for_training(t
         onnx_initializers(out)
 
 
-def test_pruning_to_the_same_widths_keeps_the_function_and_narrower_keeps_the_strongest_channels():
-    torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import SHAPES, ExportWrapper, TwoStreamSegmenter
-    from training.segmentation_prune import channel_importance, narrower, prune
-    torch.manual_seed(6)
-    crops = np.random.default_rng(2).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
-    x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32))
-    net = _random_batchnorm(TwoStreamSegmenter(**SHAPES["deep"]), torch).eval()
-    same = prune(net, TwoStreamSegmenter(**SHAPES["deep"]), crops).eval()
-    with torch.no_grad():
-        for a, b in zip(ExportWrapper(net)(x), ExportWrapper(same)(x)):
-            assert torch.allclose(a, b, atol=1e-6)
-    # a stage-2 channel that nothing reads is the first to go
-    with torch.no_grad():
-        net.stages[2][0][0].weight[:, 5].zero_()
-        net.stages[1][0][0].weight[5].mul_(1e-3)
-    ranks = channel_importance(net, x)["stage1.0"]
-    assert int(ranks.argmin()) == 5
-    assert narrower(SHAPES["lean"], SHAPES["deep"]) and not narrower(SHAPES["deep"], SHAPES["lean"])
-    lean = prune(net, TwoStreamSegmenter(**SHAPES["lean"]), crops)
-    assert lean.stages[1][0][0].weight.shape[0] == SHAPES["lean"]["widths"][1]
-    assert lean.deconvs[2][0].weight.shape[0] == SHAPES["lean"]["widths"][1]
-    with pytest.raises(ValueError, match="depth"):
-        prune(net, TwoStreamSegmenter(), crops)
-
-
 def test_distillation_loss_is_zero_for_the_teachers_own_scores_and_grows_with_disagreement():
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
-    from training.segmentation_net import distillation_loss
+    from training.segmenter.net import distillation_loss
     torch.manual_seed(7)
     teacher = {k: torch.randn(2, 2, 8, 8) for k in ("fcn", "deconv", "fused")}
     assert float(distillation_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
@@ -424,9 +350,9 @@ def test_distillation_loss_is_zero_for_the_teachers_own_scores_and_grows_with_di
 def test_quantisation_makes_the_dense_convolutions_int8_and_leaves_switches_first_and_narrow_convs_float(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need PyTorch (.venv-train)")
     onnx = pytest.importorskip("onnx", reason="reading ONNX graphs needs the onnx package (.venv-train)")
-    from training.segmentation_net import TwoStreamSegmenter
-    from training.segmentation_onnx_init import export_segmenter
-    from training.segmentation_quantize import fused_probabilities, quantisable_convs, quantise
+    from training.segmenter.net import TwoStreamSegmenter
+    from training.segmenter.onnx_init import export_segmenter
+    from training.segmenter.quantize import fused_probabilities, quantisable_convs, quantise
     torch.manual_seed(5)
     out = tmp_path / "segmenter.onnx"
     export_segmenter(_random_batchnorm(TwoStreamSegmenter(), torch).eval(), out)
@@ -448,7 +374,7 @@ def test_quantisation_makes_the_dense_convolutions_int8_and_leaves_switches_firs
 
 
 def test_quantisation_is_refused_when_it_costs_iou_or_flips_pixels():
-    from training.segmentation_quantize import MAX_FLIPS, MAX_IOU_LOSS, Agreement
+    from training.segmenter.quantize import MAX_FLIPS, MAX_IOU_LOSS, Agreement
     assert Agreement(0.90, 0.90 - MAX_IOU_LOSS / 2, 0.01, MAX_FLIPS / 2).acceptable()
     assert not Agreement(0.90, 0.90 - 2 * MAX_IOU_LOSS, 0.01, MAX_FLIPS / 2).acceptable()
     assert not Agreement(0.90, 0.90, 0.01, 2 * MAX_FLIPS).acceptable()

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.sources import CameraSource, ImageSequenceSource, SourceError, VideoFileSource, open_source
+from core.io.sources import CameraSource, ImageSequenceSource, SourceError, VideoFileSource, open_source
 
 
 def _write_video(path, frames=5, size=(64, 48)):

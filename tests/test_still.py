@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from core.camera import head_rotation, principal_point
-from core.face_model import load_face_model
-from core.regressor import LandmarkModel, landmarks, mean_face_in_box
-from core.still import (MASK_GROWTH, MIRRORED_LANDMARKS, eye_line_roll, mask_grew, mask_misses_face, mirror_box,
+from core.face.camera import head_rotation, principal_point
+from core.face.face_model import load_face_model
+from core.track.regressor import LandmarkModel, landmarks, mean_face_in_box
+from core.track.still import (MASK_GROWTH, MIRRORED_LANDMARKS, eye_line_roll, mask_grew, mask_misses_face, mirror_box,
                         mirror_landmarks)
 
 

@@ -5,11 +5,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.camera import FRONTAL
-from core.facs import NUM_FACS
-from core.sources import Frame, FrameSource, SourceError
-from core.take import MASK_PATTERN, TakeBuilder, open_file_source, track_clip
-from core.tracker import PreparedFrame, TrackResult
+from core.face.camera import FRONTAL
+from core.face.facs import NUM_FACS
+from core.io.sources import Frame, FrameSource, SourceError
+from core.capture.take import MASK_PATTERN, TakeBuilder, open_file_source, track_clip
+from core.track.tracker import PreparedFrame, TrackResult
 from tests.helpers import data_or_skip
 
 

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.tracker import FaceTracker, TrackerOptions, face_box_from_landmarks, landmark_box_from_detection
+from core.track.tracker import FaceTracker, TrackerOptions, face_box_from_landmarks, landmark_box_from_detection
 
 from .helpers import data_or_skip
 
@@ -49,9 +49,9 @@ def test_boxes_map_detection_to_landmarks_to_face_region():
 def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker):
     root = data_or_skip("landmarks68")
     from core import fit_landmarks, load_face_model
-    from training.evaluate_tracker import held_out_samples
-    from training.fit_landmarks68 import load_samples, point_error
-    from training.landmarks68_masks import face_mask
+    from evaluation.tracker_stills import held_out_samples
+    from training.regressor.fit_landmarks68 import load_samples, point_error
+    from training.regressor.landmarks68_masks import face_mask
 
     model = load_face_model()
     errors = []
@@ -69,7 +69,7 @@ def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker)
 def test_closing_the_tracker_ends_its_identity_thread():
     import threading
 
-    from core.regressor import ShapeState
+    from core.track.regressor import ShapeState
 
     with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
         points = np.random.default_rng(0).random((68, 2)) * 100 + 50
@@ -81,8 +81,8 @@ def test_closing_the_tracker_ends_its_identity_thread():
 
 
 def test_a_frame_starts_from_half_of_the_previous_displacements():
-    from core.regressor import ShapeState, landmarks
-    from core.tracker import PreparedFrame
+    from core.track.regressor import ShapeState, landmarks
+    from core.track.tracker import PreparedFrame
 
     with FaceTracker(TrackerOptions(use_segmentation=False, adapt_identity=False)) as t:
         t.cascade.run = lambda gray, mask, state, *args: state      # a regression that changes nothing
@@ -108,7 +108,7 @@ def test_synchronous_adaptation_gives_the_same_take_twice_on_a_clip():
     """An offline bake (sequential tracking, Eq. 3 solved inline) is repeatable to the bit,
     including the frames after a new identity and focal length were swapped in, twice (the
     second solve continues from the first)."""
-    from core.sources import open_source
+    from core.io.sources import open_source
 
     clip = data_or_skip("videos") / "webcam_talking.mp4"
     with open_source(clip) as source:
@@ -125,7 +125,7 @@ def test_synchronous_adaptation_gives_the_same_take_twice_on_a_clip():
 
 
 def test_still_photo_start_boxes_share_the_detections_centre_and_scale_its_size():
-    from core.tracker import _start_boxes
+    from core.track.tracker import _start_boxes
 
     boxes = _start_boxes((100.0, 50.0, 80.0, 80.0), 5)
     assert boxes[0] == (100.0, 50.0, 80.0, 80.0)
@@ -136,7 +136,7 @@ def test_still_photo_start_boxes_share_the_detections_centre_and_scale_its_size(
 
 
 def test_a_face_box_maps_back_to_the_landmark_box_it_came_from():
-    from core.tracker import landmark_box_from_face_box
+    from core.track.tracker import landmark_box_from_face_box
 
     points = np.array([[40.0, 60.0], [140.0, 60.0], [40.0, 160.0], [140.0, 160.0]])
     assert np.allclose(landmark_box_from_face_box(face_box_from_landmarks(points)), (40.0, 60.0, 100.0, 100.0))
@@ -146,14 +146,14 @@ class _FakeSegmenter:
     """Sees one face, a disk, wherever it is asked to look, but only inside its crop."""
 
     def __init__(self, shape, centre, radius):
-        from core.segmentation import SegmenterOptions
+        from core.segment.segmentation import SegmenterOptions
 
         self.options = SegmenterOptions()
         yy, xx = np.mgrid[:shape[0], :shape[1]]
         self.face = (((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) <= radius ** 2).astype(np.uint8)
 
     def segment(self, image, box):
-        from core.detection import crop_box_from_face_box
+        from core.detect.detection import crop_box_from_face_box
 
         x, y, side, _ = (int(round(v)) for v in crop_box_from_face_box(box, self.options.crop_scale))
         out = np.zeros_like(self.face)
@@ -167,7 +167,7 @@ class _FakeSegmenter:
 def test_a_detection_whose_mask_is_empty_moves_to_the_face_the_segmenter_finds():
     """The cascade fired on something that is not a face (its crop's mask is empty): the start
     moves to the face the segmenter finds in the whole photo."""
-    from core.tracker import PreparedFrame
+    from core.track.tracker import PreparedFrame
 
     with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
@@ -183,7 +183,7 @@ def test_a_detection_whose_mask_is_empty_moves_to_the_face_the_segmenter_finds()
 def test_a_detection_on_skin_that_every_crop_cuts_moves_to_the_face_in_the_whole_photo():
     """The cascade fired on a long stripe of skin (an arm): its mask is cut by the crop, and so is
     the mask of the search around it. Rather than start on the stripe, the whole photo is searched."""
-    from core.tracker import PreparedFrame
+    from core.track.tracker import PreparedFrame
 
     with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
@@ -200,7 +200,7 @@ class _ContextSegmenter(_FakeSegmenter):
     texture that looks like skin in a wide view and like nothing close up."""
 
     def segment(self, image, box):
-        from core.detection import crop_box_from_face_box
+        from core.detect.detection import crop_box_from_face_box
 
         out = super().segment(image, box)
         if crop_box_from_face_box(box, self.options.crop_scale)[2] < 80:
@@ -209,7 +209,7 @@ class _ContextSegmenter(_FakeSegmenter):
 
 
 def test_a_detection_whose_cut_mask_leads_to_nothing_moves_to_the_face_in_the_whole_photo():
-    from core.tracker import PreparedFrame
+    from core.track.tracker import PreparedFrame
 
     with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
         t._segmenter = _ContextSegmenter((300, 400), (280, 160), 50)
@@ -223,7 +223,7 @@ def test_a_detection_whose_cut_mask_leads_to_nothing_moves_to_the_face_in_the_wh
 
 
 def test_a_detection_whose_mask_holds_the_face_stays():
-    from core.tracker import PreparedFrame
+    from core.track.tracker import PreparedFrame
 
     with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
@@ -238,7 +238,7 @@ class _NearsightedSegmenter(_FakeSegmenter):
     crop cuts: an off-centre box gives part of the face, well inside the crop."""
 
     def segment(self, image, box):
-        from core.detection import crop_box_from_face_box
+        from core.detect.detection import crop_box_from_face_box
 
         x, y, side, _ = crop_box_from_face_box(box, self.options.crop_scale)
         inset = 0.2 * side
@@ -251,8 +251,8 @@ class _NearsightedSegmenter(_FakeSegmenter):
 def test_a_detection_holding_part_of_the_face_moves_when_segmenting_around_it_finds_more():
     """The box's mask is neither empty nor cut by the crop, yet segmented again in its own box
     it grows by more than half: the box held part of the face, and the start moves onto it."""
-    from core.still import largest_component_box
-    from core.tracker import PreparedFrame
+    from core.track.still import largest_component_box
+    from core.track.tracker import PreparedFrame
 
     with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
         t._segmenter = _NearsightedSegmenter((300, 400), (280, 160), 50)
@@ -269,9 +269,9 @@ def test_a_detection_holding_part_of_the_face_moves_when_segmenting_around_it_fi
 
 def _start_with_detections(monkeypatch, detections, segmenter: bool):
     """The start box prepare() picks from these cascade boxes, with the one-disk fake segmenter."""
-    import core.tracker
+    import core.track.tracker
 
-    monkeypatch.setattr(core.tracker, "detect_faces", lambda image: list(detections))
+    monkeypatch.setattr(core.track.tracker, "detect_faces", lambda image: list(detections))
     with FaceTracker(TrackerOptions(use_segmentation=False, adapt_identity=False)) as t:
         if segmenter:
             t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
@@ -299,9 +299,9 @@ def test_the_largest_detection_is_the_start_when_it_is_a_face_or_nothing_can_tel
 def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_photo():
     """A cascade that finds the same face T wherever it starts (T mirrored on the mirrored photo):
     track_image's median of the photo's and the mirror's results is T itself."""
-    from core.regressor import landmarks
-    from core.still import mirror_landmarks
-    from core.tracker import PreparedFrame
+    from core.track.regressor import landmarks
+    from core.track.still import mirror_landmarks
+    from core.track.tracker import PreparedFrame
 
     image = np.zeros((200, 240, 3), np.uint8)
     image[:, 120:] = 255   # a photo that tells its mirror image apart
@@ -328,7 +328,7 @@ def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_pho
 
 @pytest.mark.parametrize("look", [True, False])
 def test_an_undetected_face_is_looked_for_with_the_segmenter_only_when_asked(look):
-    from core.tracker import TrackResult
+    from core.track.tracker import TrackResult
 
     with FaceTracker(TrackerOptions(use_segmentation=False, image_segment_undetected=look)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)

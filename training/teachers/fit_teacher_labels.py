@@ -2,8 +2,8 @@
 
 Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python -m training.teachers.fit_teacher_labels
 Reads build/teachers/lfw_unlabeled_dlib.json (label_faces.py), writes build/teachers/lfw_unlabeled_fits.npz
-with the arrays of training.fit_landmarks68.save_targets (image_size 160) plus nme per image: the
-regressor's extra training faces (training.train_regressor --source lfw_unlabeled).
+with the arrays of training.regressor.fit_landmarks68.save_targets (image_size 160) plus nme per image: the
+regressor's extra training faces (training.regressor.train --source lfw_unlabeled).
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.camera import focal_from_mm
-from core.face_model import load_face_model
-from core.fitting import fit_landmarks
-from training.fit_landmarks68 import Sample, normalised_error, save_targets
+from core.face.camera import focal_from_mm
+from core.face.face_model import load_face_model
+from core.face.fitting import fit_landmarks
+from training.regressor.fit_landmarks68 import Sample, normalised_error, save_targets
 
 REPO = Path(__file__).resolve().parents[2]
 CROP_SIZE = (160, 160)

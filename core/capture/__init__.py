@@ -1,0 +1,1 @@
+"""Takes and live feeds: tracked clips as arrays, retargeting, filters, head pose, previews."""

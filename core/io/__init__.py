@@ -1,0 +1,1 @@
+"""Frame sources, frame checks and atomic files."""

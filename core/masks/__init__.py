@@ -1,0 +1,1 @@
+"""Every face in footage: following between detections, anonymisation, the batch command."""

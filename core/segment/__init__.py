@@ -1,0 +1,1 @@
+"""The face segmenter: network, graph cut, masks at frame resolution."""

@@ -1,0 +1,1 @@
+"""Tracking: the DDE regressor, the per-frame tracker, still photos, adaptation, the threaded pipeline."""

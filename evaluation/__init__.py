@@ -1,0 +1,1 @@
+"""Datasets' splits, scenes and metrics that bench/ and tests/ share; offline, never shipped."""

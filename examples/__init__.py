@@ -1,0 +1,1 @@
+"""The demo clip and pictures of the face model."""

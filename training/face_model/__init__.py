@@ -1,0 +1,1 @@
+"""Recipe of models/face_model.npz: built from ICT-FaceKit."""

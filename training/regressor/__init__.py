@@ -1,0 +1,1 @@
+"""Recipe of models/regressor.npz: Eq. 4 targets of annotated faces, their masks, the fern cascade."""

@@ -1,0 +1,1 @@
+"""Recipe of models/segmenter.onnx: the two-stream network, its data, training and int8 export."""
