@@ -26,6 +26,7 @@ import numpy as np
 from .face.camera import head_angles
 from .face.facs import ARKIT_NAMES, FACS_NAMES
 from .io.files import write_image, write_text
+from .capture.take import track_clip
 from .track.pipeline import Pipeline
 from .capture.preview import SHEET_TILES, contact_sheet, draw_preview
 from .io.sources import SourceError, open_source
@@ -70,7 +71,8 @@ def track_command(args) -> int:
     live = source.frame_count is None
     limit = args.frames or source.frame_count
     try:
-        tracker = FaceTracker(TrackerOptions(focal_mm=args.focal_mm))
+        # a file is tracked as the add-on bakes it: identity and focal solved inline, repeatable
+        tracker = FaceTracker(TrackerOptions(focal_mm=args.focal_mm, synchronous_adaptation=not live))
     except (OSError, RuntimeError) as exc:  # a missing or corrupt model file, named in the message
         source.close()
         print(f"maskcap: {exc}", file=sys.stderr)
@@ -81,25 +83,33 @@ def track_command(args) -> int:
     sheet_every = max(1, (limit or 240) // SHEET_TILES)
     t0 = shown = time.perf_counter()
     finished = False  # an unexpected error leaves no half-made preview behind
+
+    def on_frame(frame, result) -> None:
+        nonlocal writer, preview_tmp, shown
+        records.append(frame_record(frame.index, frame.time_s, result))
+        if args.preview:
+            if writer is None:
+                preview_tmp = args.preview.with_name("." + args.preview.name + ".tmp" + args.preview.suffix)
+                writer = cv2.VideoWriter(str(preview_tmp), cv2.VideoWriter_fourcc(*"mp4v"), source.fps,
+                                         (frame.image.shape[1], frame.image.shape[0]))
+            writer.write(draw_preview(frame.image, result))
+        if args.contact_sheet and frame.index % sheet_every == 0 and len(sheet) < SHEET_TILES:
+            sheet.append(draw_preview(frame.image, result))
+        if not args.quiet and (time.perf_counter() - shown > 0.5 or len(records) == limit):
+            shown = time.perf_counter()
+            total = f"/{limit}" if limit else ""
+            rate = len(records) / max(time.perf_counter() - t0, 1e-6)
+            print(f"\rtracked {len(records)}{total} frames, {rate:.1f} fps", end="", file=sys.stderr)
+
     try:
-        with source, tracker, Pipeline(tracker, source, live=live) as pipe:
-            for frame, result in pipe.results():
-                records.append(frame_record(frame.index, frame.time_s, result))
-                if args.preview:
-                    if writer is None:
-                        preview_tmp = args.preview.with_name("." + args.preview.name + ".tmp" + args.preview.suffix)
-                        writer = cv2.VideoWriter(str(preview_tmp), cv2.VideoWriter_fourcc(*"mp4v"), source.fps,
-                                                 (frame.image.shape[1], frame.image.shape[0]))
-                    writer.write(draw_preview(frame.image, result))
-                if args.contact_sheet and frame.index % sheet_every == 0 and len(sheet) < SHEET_TILES:
-                    sheet.append(draw_preview(frame.image, result))
-                if not args.quiet and (time.perf_counter() - shown > 0.5 or len(records) == limit):
-                    shown = time.perf_counter()
-                    total = f"/{limit}" if limit else ""
-                    rate = len(records) / max(time.perf_counter() - t0, 1e-6)
-                    print(f"\rtracked {len(records)}{total} frames, {rate:.1f} fps", end="", file=sys.stderr)
-                if args.frames and len(records) >= args.frames:
-                    break
+        if live:  # a camera: the newest frame each time, until --frames
+            with source, tracker, Pipeline(tracker, source, live=True) as pipe:
+                for frame, result in pipe.results():
+                    on_frame(frame, result)
+                    if args.frames and len(records) >= args.frames:
+                        break
+        else:  # a file: the bake's path, every frame in order, the same take every run
+            track_clip(source, tracker=tracker, max_frames=args.frames, on_frame=on_frame)
         finished = True
     except KeyboardInterrupt:
         finished = True

@@ -49,3 +49,17 @@ def test_a_missing_file_or_camera_exits_with_a_clear_message(tmp_path, capsys):
 def test_an_output_is_required():
     with pytest.raises(SystemExit):
         main(["track", "clip.mp4"])
+
+
+def test_tracking_a_file_twice_writes_the_same_take(tmp_path):
+    """A file goes the bake's way (identity and focal solved inline), so a take is repeatable."""
+    from examples.demo_clip import ClipOptions, write_demo_clip
+
+    clip = write_demo_clip(tmp_path / "clip.mp4", ClipOptions(seconds=1.0, fps=30))
+    takes = []
+    for run in range(2):
+        out = tmp_path / f"take{run}.json"
+        assert main(["track", str(clip), "--json", str(out), "--quiet"]) == 0
+        takes.append(out.read_bytes())
+    assert sum(f["ok"] for f in json.loads(takes[0])["frames"]) >= 20  # the astronaut's face is tracked
+    assert takes[0] == takes[1]

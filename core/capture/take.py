@@ -19,7 +19,7 @@ import numpy as np
 from ..face.facs import NUM_FACS
 from ..io.files import write_image
 from ..track.pipeline import Pipeline
-from ..io.sources import FrameSource, SourceError, open_source
+from ..io.sources import Frame, FrameSource, SourceError, open_source
 from ..track.tracker import FaceTracker, TrackerOptions, TrackResult
 
 MASK_PATTERN = "mask_{:06d}.png"   # 1-based like Blender's frame numbers
@@ -118,12 +118,14 @@ def track_clip(spec: str | Path | FrameSource, *, tracker_options: TrackerOption
                tracker: FaceTracker | None = None,
                on_progress: Callable[[int, int | None], None] | None = None,
                cancel: threading.Event | None = None, mask_dir: str | Path | None = None,
-               max_frames: int | None = None) -> Take:
+               max_frames: int | None = None,
+               on_frame: Callable[[Frame, TrackResult], None] | None = None) -> Take:
     """Track every frame of a file source into a Take. Cancelling (cancel.set()) returns the
     frames done so far with take.cancelled True. Source errors raise SourceError /
     FileNotFoundError before any frame is tracked, or end the take where decoding failed.
     A given `tracker` is used (and closed); otherwise one is made from tracker_options (default:
-    identity and focal solved inline, so the same clip always gives the same take)."""
+    identity and focal solved inline, so the same clip always gives the same take). `on_frame`
+    sees every frame with its result, in order (the command line's previews)."""
     source = spec if isinstance(spec, FrameSource) else open_file_source(spec)
     with source:
         builder = TakeBuilder(source.fps, source.size, source.name, source.frame_count)
@@ -135,6 +137,8 @@ def track_clip(spec: str | Path | FrameSource, *, tracker_options: TrackerOption
         with tracker, Pipeline(tracker, source, live=False) as pipe:
             for frame, result in pipe.results():
                 builder.add(frame.index, frame.time_s, result)
+                if on_frame is not None:
+                    on_frame(frame, result)
                 if mask_dir is not None:
                     write_mask(mask_dir, frame.index, result.mask, source.size)
                 if on_progress is not None:
