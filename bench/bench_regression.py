@@ -33,7 +33,7 @@ def main() -> None:
     root = require_data("landmarks68")
     samples = held_out_samples(load_samples())[:60]
     model = load_face_model()
-    tracker = FaceTracker(TrackerOptions(use_segmentation=False), face_model=model)
+    tracker = FaceTracker(TrackerOptions(segmenter=None), face_model=model)
     lm = LandmarkModel.from_face_model(model)
     focal, center = focal_from_mm(50.0, 256), principal_point((256, 256))
     cases = []

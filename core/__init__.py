@@ -48,6 +48,8 @@ _LAZY = {
     "FaceTracker": "track.tracker",
     "TrackerOptions": "track.tracker",
     "TrackResult": "track.tracker",
+    "RunningMode": "track.tracker",
+    "StillPhotoOptions": "track.tracker",
     "Pipeline": "track.pipeline",
     "open_source": "io.sources",
     "SourceError": "io.sources",

@@ -20,6 +20,7 @@ import numpy as np
 
 from core.io.files import write_text
 from core.io.sources import open_source
+from core.segment.segmentation import SegmenterOptions
 from core.track.tracker import FaceTracker, TrackerOptions
 
 from evaluation.paths import REPO_ROOT, require_data
@@ -54,19 +55,15 @@ def main() -> None:
     parser.add_argument("--no-masks", action="store_true", help="track without segmentation (a variant trained so)")
     parser.add_argument("--variant", default=None, help="name used in the report file")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--displacement-carry", type=float, default=None,
-                        help="share of D a frame starts from (default: the tracker's)")
     parser.add_argument("--synchronous-adaptation", action="store_true",
                         help="solve identity and focal inline: repeatable figures")
     parser.add_argument("--reference-only", action="store_true", help="only the unoccluded track and its steadiness")
     args = parser.parse_args()
     with open_source(require_data("videos") / f"{args.clip}.mp4") as source:
         frames = [f.image for _, f in zip(range(args.frames), source)]
-    options = TrackerOptions(regressor_path=args.regressor, segmenter_path=args.segmenter,
-                             use_segmentation=not args.no_masks,
+    options = TrackerOptions(regressor_path=args.regressor,
+                             segmenter=None if args.no_masks else SegmenterOptions(model_path=args.segmenter),
                              synchronous_adaptation=args.synchronous_adaptation)
-    if args.displacement_carry is not None:
-        options.displacement_carry = args.displacement_carry
     reference = track(frames, options)
     usable = [i for i, r in enumerate(reference) if r.ok]
     io = [np.linalg.norm(reference[i].landmarks[36] - reference[i].landmarks[45]) for i in usable]

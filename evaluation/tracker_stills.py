@@ -1,4 +1,4 @@
-"""track_image accuracy on our held-out landmarks68 faces (every 10th by sorted file name).
+"""Still-photo (IMAGE mode) accuracy on our held-out landmarks68 faces (every 10th by sorted file name).
 
 Run: .venv/bin/python -m evaluation.tracker_stills [--no-segmentation] [--passes N] [--starts N]
      [--resegment] [--no-mirror] [--no-roll-restart] [--no-check-detection]
@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from core.io.files import write_text
-from core.track.tracker import FaceTracker, TrackerOptions
+from core.segment.segmentation import SegmenterOptions
+from core.track.tracker import FaceTracker, RunningMode, TrackerOptions
 
 from training.regressor.fit_landmarks68 import held_out, load_samples, point_error
 from evaluation.paths import BUILD_DIR, REPO_ROOT, require_data
@@ -75,14 +76,14 @@ def main() -> None:
     else:
         samples = held_out_samples(load_samples())
         out = args.out or REPO_ROOT / "reports" / "tracker_landmarks68.json"
-    opts = TrackerOptions(use_segmentation=not (args.no_segmentation or args.oracle_masks), regressor_path=args.regressor,
-                          segmenter_path=args.segmenter)
-    for name, value in (("image_passes", args.passes), ("image_starts", args.starts), ("image_resegment", args.resegment),
-                        ("image_mirror", args.mirror), ("image_roll_restart", args.roll_restart),
-                        ("image_check_detection", args.check_detection),
-                        ("image_segment_undetected", args.segment_undetected)):
+    segmenter = None if (args.no_segmentation or args.oracle_masks) else SegmenterOptions(model_path=args.segmenter)
+    opts = TrackerOptions(running_mode=RunningMode.IMAGE, segmenter=segmenter, regressor_path=args.regressor)
+    for name, value in (("passes", args.passes), ("starts", args.starts), ("resegment", args.resegment),
+                        ("mirror", args.mirror), ("roll_restart", args.roll_restart),
+                        ("check_detection", args.check_detection),
+                        ("segment_undetected", args.segment_undetected)):
         if value is not None:
-            setattr(opts, name, value)
+            setattr(opts.still, name, value)
     errors, times, missed, per_face = [], [], [], {}
     with FaceTracker(opts) as tracker:
         for k, s in enumerate(samples):
@@ -91,7 +92,7 @@ def main() -> None:
             mask = None
             if args.oracle_masks:
                 mask = cv2.imread(str(BUILD_DIR / "landmarks68_masks" / (Path(s.file).stem + ".png")), cv2.IMREAD_GRAYSCALE)
-            result = tracker.track_image(image, mask=mask)
+            result = tracker.track(image, mask=mask)
             times.append((time.perf_counter() - t0) * 1000)
             if result.landmarks is None:
                 missed.append(s.file)
@@ -106,10 +107,10 @@ def main() -> None:
               "nme_mean_even": float(np.mean([e for k, e in per_face.values() if k % 2 == 0])),
               "nme_mean_odd": float(np.mean([e for k, e in per_face.values() if k % 2 == 1])),
               "masks": "oracle" if args.oracle_masks else ("none" if args.no_segmentation else "segmenter"),
-              "passes": opts.image_passes, "starts": opts.image_starts, "resegment": opts.image_resegment,
-              "mirror": opts.image_mirror, "roll_restart": opts.image_roll_restart,
-              "check_detection": opts.image_check_detection,
-              "segment_undetected": opts.image_segment_undetected,
+              "passes": opts.still.passes, "starts": opts.still.starts, "resegment": opts.still.resegment,
+              "mirror": opts.still.mirror, "roll_restart": opts.still.roll_restart,
+              "check_detection": opts.still.check_detection,
+              "segment_undetected": opts.still.segment_undetected,
               "regressor": str(args.regressor or "models/regressor.npz"),
               "segmenter": str(args.segmenter or "models/segmenter.onnx")}
     report["per_face"] = {f: e for f, (_, e) in sorted(per_face.items(), key=lambda kv: -kv[1][1])}

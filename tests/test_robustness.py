@@ -21,7 +21,7 @@ from core.track.pipeline import Pipeline
 from core.track.regressor import RegressorModelError
 from core.segment.segmentation import SegmenterModelError
 from core.io.sources import CameraSource, Frame, FrameSource, SourceError
-from core.track.tracker import FaceTracker, TrackerOptions
+from core.track.tracker import FaceTracker, RunningMode, TrackerOptions
 
 from .helpers import data_or_skip
 
@@ -325,12 +325,11 @@ def test_frames_of_a_new_size_restart_the_track_with_a_focal_length_for_that_siz
 
 
 @pytest.mark.parametrize("convert", [cv2.COLOR_BGR2GRAY, cv2.COLOR_BGR2BGRA], ids=["gray", "bgra"])
-def test_gray_and_bgra_frames_are_tracked_like_bgr(tracker, face_image, convert):
+def test_gray_and_bgra_frames_are_tracked_like_bgr(face_image, convert):
     frame = place(face_image, 112, 52)
-    tracker.reset()
-    reference = tracker.track_image(frame)
-    tracker.reset()
-    other = tracker.track_image(cv2.cvtColor(frame, convert))
+    with FaceTracker(TrackerOptions(running_mode=RunningMode.IMAGE)) as tracker:
+        reference = tracker.track(frame)
+        other = tracker.track(cv2.cvtColor(frame, convert))
     assert reference.ok and other.ok
     io = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
     assert np.linalg.norm(other.landmarks - reference.landmarks, axis=1).mean() < 0.05 * io
@@ -348,7 +347,7 @@ def _damaged_copy(source, path, how):
 @pytest.mark.parametrize("which", ["segmenter_path", "regressor_path", "face_model_path"])
 def test_a_missing_or_corrupt_model_file_is_named_and_starts_no_thread(tmp_path, no_leaks, which, how):
     from core.face.face_model import default_face_model_path
-    from core.segment.segmentation import default_segmenter_path
+    from core.segment.segmentation import SegmenterOptions, default_segmenter_path
     from core.track.tracker import default_regressor_path
 
     shipped = {"segmenter_path": default_segmenter_path(), "regressor_path": default_regressor_path(),
@@ -359,7 +358,10 @@ def test_a_missing_or_corrupt_model_file_is_named_and_starts_no_thread(tmp_path,
     expected = {"segmenter_path": (SegmenterModelError, FileNotFoundError),
                 "regressor_path": RegressorModelError, "face_model_path": FaceModelError}[which]
     with pytest.raises(expected) as caught:
-        FaceTracker(TrackerOptions(**{which: path}))
+        if which == "segmenter_path":
+            FaceTracker(TrackerOptions(segmenter=SegmenterOptions(model_path=path)))
+        else:
+            FaceTracker(TrackerOptions(**{which: path}))
     assert str(path) in str(caught.value)
     assert ("not found" in str(caught.value)) == (how == "missing")
 

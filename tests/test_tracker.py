@@ -3,14 +3,15 @@ import cv2
 import numpy as np
 import pytest
 
-from core.track.tracker import FaceTracker, TrackerOptions, face_box_from_landmarks, landmark_box_from_detection
+from core.track.tracker import (FaceTracker, RunningMode, StillPhotoOptions, TrackerOptions, face_box_from_landmarks,
+                                landmark_box_from_detection)
 
 from .helpers import data_or_skip
 
 
 @pytest.fixture(scope="module")
 def tracker():
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         yield t
 
 
@@ -35,7 +36,7 @@ def test_bad_frames_raise_a_clear_value_error(tracker, frame, message):
 
 def test_a_mask_of_the_wrong_size_is_rejected(tracker):
     with pytest.raises(ValueError, match="mask"):
-        tracker.track_image(np.zeros((50, 60, 3), np.uint8), mask=np.ones((10, 10), np.uint8))
+        tracker.track(np.zeros((50, 60, 3), np.uint8), mask=np.ones((10, 10), np.uint8))
 
 
 def test_boxes_map_detection_to_landmarks_to_face_region():
@@ -46,7 +47,7 @@ def test_boxes_map_detection_to_landmarks_to_face_region():
     assert fx < 0 and fy < -10 and fw > 100 and fh > 100  # the face region reaches up to the hairline
 
 
-def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker):
+def test_still_photos_with_face_masks_land_near_the_annotated_landmarks():
     root = data_or_skip("landmarks68")
     from core import fit_landmarks, load_face_model
     from evaluation.tracker_stills import held_out_samples
@@ -55,11 +56,12 @@ def test_still_photos_with_face_masks_land_near_the_annotated_landmarks(tracker)
 
     model = load_face_model()
     errors = []
+    tracker = FaceTracker(TrackerOptions(running_mode=RunningMode.IMAGE))
     for s in held_out_samples(load_samples())[:20]:
         image = cv2.imread(str(root / s.file))
         fit = fit_landmarks(model, s.landmarks, (256, 256), focal_px=s.focal_prior_px)
         mask = face_mask(model, fit.identity, fit.expression, fit.rotation, fit.translation, fit.focal_px)
-        result = tracker.track_image(image, mask=mask)
+        result = tracker.track(image, mask=mask)
         if result.landmarks is not None:
             errors.append(point_error(result.landmarks, s.landmarks))
     assert len(errors) >= 15
@@ -71,7 +73,7 @@ def test_closing_the_tracker_ends_its_identity_thread():
 
     from core.track.regressor import ShapeState
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         points = np.random.default_rng(0).random((68, 2)) * 100 + 50
         t._focal = 300.0
         t._adapt(points, ShapeState.from_pose(np.eye(3), [0, 0, 50.0], np.zeros(46)), 1.0, (256, 256))
@@ -84,7 +86,7 @@ def test_a_frame_starts_from_half_of_the_previous_displacements():
     from core.track.regressor import ShapeState, landmarks
     from core.track.tracker import PreparedFrame
 
-    with FaceTracker(TrackerOptions(use_segmentation=False, adapt_identity=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None, adapt_identity=False)) as t:
         t.cascade.run = lambda gray, mask, state, *args: state      # a regression that changes nothing
         t._focal = 300.0
         previous = ShapeState.from_pose(np.diag([1.0, -1.0, -1.0]), [0, 0, 60.0], np.zeros(46))
@@ -131,7 +133,7 @@ def test_still_photo_start_boxes_share_the_detections_centre_and_scale_its_size(
     assert boxes[0] == (100.0, 50.0, 80.0, 80.0)
     assert sorted(round(w) for _, _, w, _ in boxes) == [64, 72, 80, 88, 96]
     assert all(np.isclose(x + w / 2, 140.0) and np.isclose(y + h / 2, 90.0) for x, y, w, h in boxes)
-    with pytest.raises(ValueError, match="image_starts"):
+    with pytest.raises(ValueError, match="still.starts"):
         _start_boxes((0, 0, 10, 10), 9)
 
 
@@ -169,7 +171,7 @@ def test_a_detection_whose_mask_is_empty_moves_to_the_face_the_segmenter_finds()
     moves to the face the segmenter finds in the whole photo."""
     from core.track.tracker import PreparedFrame
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
         image = np.zeros((300, 400, 3), np.uint8)
         wrong = PreparedFrame(image, t._segment(image, (30, 30, 40, 40)), (30, 30, 40, 40), (35, 40, 30, 30), {})
@@ -185,7 +187,7 @@ def test_a_detection_on_skin_that_every_crop_cuts_moves_to_the_face_in_the_whole
     the mask of the search around it. Rather than start on the stripe, the whole photo is searched."""
     from core.track.tracker import PreparedFrame
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
         t._segmenter.face[45:60, :150] = 1
         image = np.zeros((300, 400, 3), np.uint8)
@@ -211,7 +213,7 @@ class _ContextSegmenter(_FakeSegmenter):
 def test_a_detection_whose_cut_mask_leads_to_nothing_moves_to_the_face_in_the_whole_photo():
     from core.track.tracker import PreparedFrame
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         t._segmenter = _ContextSegmenter((300, 400), (280, 160), 50)
         t._segmenter.face[100:140, 60:100] = 1
         image = np.zeros((300, 400, 3), np.uint8)
@@ -225,7 +227,7 @@ def test_a_detection_whose_cut_mask_leads_to_nothing_moves_to_the_face_in_the_wh
 def test_a_detection_whose_mask_holds_the_face_stays():
     from core.track.tracker import PreparedFrame
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
         image = np.zeros((300, 400, 3), np.uint8)
         box = (225.0, 95.0, 110.0, 110.0)
@@ -254,7 +256,7 @@ def test_a_detection_holding_part_of_the_face_moves_when_segmenting_around_it_fi
     from core.track.still import largest_component_box
     from core.track.tracker import PreparedFrame
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None)) as t:
         t._segmenter = _NearsightedSegmenter((300, 400), (280, 160), 50)
         image = np.zeros((300, 400, 3), np.uint8)
         box, start = (190.0, 120.0, 60.0, 60.0), (195.0, 130.0, 50.0, 50.0)
@@ -272,7 +274,7 @@ def _start_with_detections(monkeypatch, detections, segmenter: bool):
     import core.track.tracker
 
     monkeypatch.setattr(core.track.tracker, "detect_faces", lambda image: list(detections))
-    with FaceTracker(TrackerOptions(use_segmentation=False, adapt_identity=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None, adapt_identity=False)) as t:
         if segmenter:
             t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
         frame = t.prepare(np.zeros((300, 400, 3), np.uint8))
@@ -298,7 +300,7 @@ def test_the_largest_detection_is_the_start_when_it_is_a_face_or_nothing_can_tel
 
 def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_photo():
     """A cascade that finds the same face T wherever it starts (T mirrored on the mirrored photo):
-    track_image's median of the photo's and the mirror's results is T itself."""
+    IMAGE mode's median of the photo's and the mirror's results is T itself."""
     from core.track.regressor import landmarks
     from core.track.still import mirror_landmarks
     from core.track.tracker import PreparedFrame
@@ -314,7 +316,7 @@ def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_pho
             state.displacements = found - landmarks(state.copy(), lm, focal, center) + state.displacements
             return state
 
-    with FaceTracker(TrackerOptions(use_segmentation=False)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None, running_mode=RunningMode.IMAGE)) as t:
         t.cascade = FindsTarget()
 
         def prepare(img, mask=None):   # a detection at a fixed box; prepare also sets the focal length
@@ -322,7 +324,7 @@ def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_pho
             return PreparedFrame(img, np.ones((200, 240), np.uint8), None, (70.0, 60.0, 90.0, 90.0), {})
 
         t.prepare = prepare
-        result = t.track_image(image)
+        result = t.track(image)
     assert np.allclose(result.landmarks, target)
 
 
@@ -330,11 +332,12 @@ def test_still_photo_landmarks_found_on_the_mirrored_photo_map_back_onto_the_pho
 def test_an_undetected_face_is_looked_for_with_the_segmenter_only_when_asked(look):
     from core.track.tracker import TrackResult
 
-    with FaceTracker(TrackerOptions(use_segmentation=False, image_segment_undetected=look)) as t:
+    with FaceTracker(TrackerOptions(segmenter=None, running_mode=RunningMode.IMAGE,
+                                    still=StillPhotoOptions(segment_undetected=look))) as t:
         t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)
         starts = []
         t._regress_still = lambda frame: starts.append(frame.start_box) or TrackResult(ok=False)
-        t.track_image(np.zeros((300, 400, 3), np.uint8))   # nothing for the cascade to find
+        t.track(np.zeros((300, 400, 3), np.uint8))   # nothing for the cascade to find
     if look:
         x, y, w, h = starts[0]
         assert abs(x + w / 2 - 280) < 10 and abs(y + h / 2 - 160) < 25

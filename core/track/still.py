@@ -1,7 +1,7 @@
 """Still photos: the mirrored twin of a photo's landmarks, and the face mask as a check on the
 detection box.
 
-A still photo gets no second frame to correct a bad start, so `FaceTracker.track_image` hedges:
+A still photo gets no second frame to correct a bad start, so FaceTracker in IMAGE mode hedges:
 it regresses the photo and its mirror image from several start boxes and takes the per-point
 median (test-time flipping, as face alignment papers commonly report it), and it asks the
 segmenter whether the Viola-Jones box holds a face at all before starting there, and whether

@@ -1,8 +1,9 @@
 """Per-frame face tracking (paper §5): segment the face, then regress its shape from the last one.
 
-    with FaceTracker() as tracker:
-        result = tracker.track(frame_bgr)        # video: each frame starts from the previous
-        still = tracker.track_image(photo_bgr)   # a photo: detection, then several passes
+    with FaceTracker() as tracker:                    # VIDEO mode: each frame starts from the last
+        result = tracker.track(frame_bgr)
+    with FaceTracker(TrackerOptions(running_mode=RunningMode.IMAGE)) as tracker:
+        still = tracker.track(photo_bgr)                # a photo: detection, then several starts
 
 This is the sequential tracker; the threaded pipeline that overlaps segmentation and
 regression of consecutive frames builds on it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 
 import cv2
@@ -22,6 +24,7 @@ from ..face.face_model import FaceModel, load_face_model
 from ..face.facs import NUM_FACS
 from ..io.files import shipped_model_path
 from ..io.image_input import as_bgr_uint8
+from ..segment.segmentation import SegmenterOptions
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
 from .still import (eye_line_roll, face_blob, largest_component_box, mask_grew, mask_misses_face, mirror_box,
                     mirror_landmarks)
@@ -46,31 +49,52 @@ def default_regressor_path() -> Path:
     return shipped_model_path("regressor.npz")
 
 
+class RunningMode(str, Enum):
+    """What `FaceTracker.track` is given: unrelated still photos, or the frames of one video in
+    order (each frame starts from the previous one's shape; identity and focal adapt on
+    keyframes). A live camera is a video whose frames come as they are made: run it through
+    `core.track.pipeline.Pipeline(live=True)` or `core.capture.live_feed.LiveFeed`."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@dataclass
+class StillPhotoOptions:
+    """How IMAGE mode regresses a photo (it gets no second frame to correct a bad start); the
+    defaults are what measured best on held-out photos (evaluation.tracker_stills)."""
+
+    passes: int = 1
+    starts: int = 5                  # start boxes (scaled about the detection)
+    resegment: bool = False          # segment again around the first result, regress again
+    mirror: bool = True              # regress the mirrored photo too; keep the per-point median of all starts
+    roll_restart: bool = True        # with mirror, a tilted head: again from the mean face tilted as much
+    check_detection: bool = True     # a detection whose mask is empty or cut by its crop moves to the mask's face
+    segment_undetected: bool = False  # no detection: look for a face with the segmenter on the whole photo
+
+
 @dataclass
 class TrackerOptions:
     """How FaceTracker runs. focal_mm: the camera's 35 mm-equivalent focal length until the
-    identity/focal adaptation knows better. image_*: how a still photo is regressed (see
-    FaceTracker.track_image)."""
+    identity/focal adaptation knows better. segmenter: the face segmenter's options (model file,
+    device, threads); None regresses from unmasked crops (an evaluation baseline). repeatable:
+    each identity/focal solve is swapped in a fixed count of frames after it started, not
+    whenever its worker finishes, so a clip always gives the same take (bakes, files)."""
 
+    running_mode: RunningMode = RunningMode.VIDEO
+    focal_mm: float = 50.0
+    segmenter: SegmenterOptions | None = field(default_factory=SegmenterOptions)
+    still: StillPhotoOptions = field(default_factory=StillPhotoOptions)
     regressor_path: str | Path | None = None
     face_model_path: str | Path | None = None
-    segmenter_path: str | Path | None = None
-    use_segmentation: bool = True
-    focal_mm: float = 50.0
-    image_passes: int = 1
-    image_starts: int = 5                # start boxes for a still photo (scaled about the detection)
-    image_resegment: bool = False        # segment a still photo again around its first result, regress again
-    image_mirror: bool = True            # regress the mirrored photo too; keep the per-point median of all starts
-    image_roll_restart: bool = True      # with image_mirror, a tilted head: again from the mean face tilted as much
-    image_check_detection: bool = True   # a detection whose mask is empty or cut by its crop moves to the mask's face
-    image_segment_undetected: bool = False  # no detection: look for a face with the segmenter on the whole photo
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
-    displacement_carry: float = 0.5      # share of the 2D displacements D a frame starts from
-    # repeatable identity/focal adaptation (offline bakes): each solve's result is swapped in at a
-    # fixed count of frames after it started, not whenever the worker finishes (AdaptationOptions)
-    synchronous_adaptation: bool = False
+    synchronous_adaptation: bool = False  # repeatable (see above)
+
+
+# share of the 2D displacements D a frame starts from (DDE carries them between frames)
+DISPLACEMENT_CARRY = 0.5
 
 
 @dataclass
@@ -136,7 +160,7 @@ STILL_START_SCALES = (1.0, 0.9, 1.1, 0.8, 1.2)
 
 
 # A still photo whose first-round eye line tilts by more than this gets a second round of starts
-# tilted as much (image_roll_restart); below it the second round changed little on the held-out
+# tilted as much (StillPhotoOptions.roll_restart); below it the second round changed little on the held-out
 # landmarks68 photos (5.21 % mean error against 5.19 % with a second round for every photo,
 # evaluation.tracker_stills, README "Fixing the tail").
 ROLL_RESTART_MIN_DEG = 5.0
@@ -144,7 +168,7 @@ ROLL_RESTART_MIN_DEG = 5.0
 
 def _start_boxes(box, count: int) -> list[tuple[float, float, float, float]]:
     if not 1 <= count <= len(STILL_START_SCALES):
-        raise ValueError(f"image_starts must be 1 to {len(STILL_START_SCALES)}, got {count}")
+        raise ValueError(f"still.starts must be 1 to {len(STILL_START_SCALES)}, got {count}")
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     return [(cx - w * k / 2, cy - h * k / 2, w * k, h * k) for k in STILL_START_SCALES[:count]]
@@ -205,9 +229,9 @@ class FaceTracker:
         self._mean_lm = LandmarkModel.from_face_model(self.model)
         self._lm = self._mean_lm
         self._segmenter = None
-        if self.options.use_segmentation:
+        if self.options.segmenter is not None:
             from ..segment.segmentation import FaceSegmenter
-            self._segmenter = FaceSegmenter(self.options.segmenter_path)
+            self._segmenter = FaceSegmenter(options=self.options.segmenter)
         self._state: ShapeState | None = None
         self._focal: float | None = None
         self._frame_size: tuple[int, int] | None = None
@@ -217,18 +241,21 @@ class FaceTracker:
     # ------------------------------------------------------------ per frame
 
     def track(self, frame, mask=None) -> TrackResult:
-        """Track a video frame, starting from the previous frame's shape (or a detection).
+        """One frame in the options' running mode: VIDEO starts from the previous frame's shape
+        (or a detection); IMAGE treats it as an unrelated still photo and keeps no state.
 
         mask: an HxW face mask to use instead of the segmenter's (e.g. a matte of your own).
         """
+        if self.options.running_mode == RunningMode.IMAGE:
+            return self._track_still(frame, mask)
         image = as_bgr_uint8(frame, "frame")
         return self._track(image, passes=1, keep=True, mask=_check_mask(mask, image.shape))
 
-    def track_image(self, image, mask=None) -> TrackResult:
-        """A still photo: detect, check the box against the face mask (image_check_detection),
-        then regress from image_starts boxes (and from the same boxes on the mirrored photo with
-        image_mirror) and keep the per-point median, or with one photo the result closest to the
-        others; with image_resegment, segment again in the face box of that result and regress
+    def _track_still(self, image, mask=None) -> TrackResult:
+        """A still photo: detect, check the box against the face mask (still.check_detection),
+        then regress from still.starts boxes (and from the same boxes on the mirrored photo with
+        still.mirror) and keep the per-point median, or with one photo the result closest to the
+        others; with still.resegment, segment again in the face box of that result and regress
         once more. No state is kept."""
         image = as_bgr_uint8(image, "image")
         mask = _check_mask(mask, image.shape)
@@ -237,13 +264,13 @@ class FaceTracker:
         try:
             frame = self.prepare(image, mask)
             if mask is None and self._segmenter is not None:
-                if frame.start_box is None and self.options.image_segment_undetected:
+                if frame.start_box is None and self.options.still.segment_undetected:
                     whole = _whole_photo_box(image.shape, self._segmenter)
                     frame = self._check_detection(replace(frame, face_box=whole))
-                elif frame.start_box is not None and self.options.image_check_detection:
+                elif frame.start_box is not None and self.options.still.check_detection:
                     frame = self._check_detection(frame)
             result = self._regress_still(frame)
-            if (self.options.image_resegment and result.landmarks is not None and mask is None
+            if (self.options.still.resegment and result.landmarks is not None and mask is None
                     and self._segmenter is not None):
                 t0 = time.perf_counter()
                 frame.mask = self._segment(image, face_box_from_landmarks(result.landmarks))
@@ -320,11 +347,11 @@ class FaceTracker:
 
     def _regress_still(self, frame: "PreparedFrame") -> TrackResult:
         o = self.options
-        if frame.start_box is None or (o.image_starts == 1 and not o.image_mirror):
-            return self.regress(frame, passes=o.image_passes, keep=False)
-        boxes = _start_boxes(frame.start_box, o.image_starts)
-        if not o.image_mirror:
-            results = [self.regress(replace(frame, start_box=box), passes=o.image_passes, keep=False) for box in boxes]
+        if frame.start_box is None or (o.still.starts == 1 and not o.still.mirror):
+            return self.regress(frame, passes=o.still.passes, keep=False)
+        boxes = _start_boxes(frame.start_box, o.still.starts)
+        if not o.still.mirror:
+            results = [self.regress(replace(frame, start_box=box), passes=o.still.passes, keep=False) for box in boxes]
             points = np.stack([r.landmarks for r in results])
             spread = [np.linalg.norm(points - p, axis=2).mean() for p in points]
             return results[int(np.argmin(spread))]
@@ -334,10 +361,10 @@ class FaceTracker:
         states, points = self._still_round(views, boxes, 0.0)
         median = np.median(points, axis=0)
         roll = eye_line_roll(median)
-        if o.image_roll_restart and abs(roll) > np.radians(ROLL_RESTART_MIN_DEG):
+        if o.still.roll_restart and abs(roll) > np.radians(ROLL_RESTART_MIN_DEG):
             # the cascade learnt upright box starts and starts near the true pose; a tilted head
             # gets a second round from the mean face tilted as the first round's eye line
-            more_states, more_points = self._still_round(views, _start_boxes(_square_box(median), o.image_starts), roll)
+            more_states, more_points = self._still_round(views, _start_boxes(_square_box(median), o.still.starts), roll)
             states, points = states + more_states, np.concatenate([points, more_points])
             median = np.median(points, axis=0)
         # pose and blendshapes from the (unmirrored) start that ended nearest the median
@@ -357,7 +384,7 @@ class FaceTracker:
         center = principal_point((w, gray.shape[0]))
         tilt = head_rotation(0.0, 0.0, roll)
         flip = np.diag([-1.0, 1.0, 1.0])
-        passes = self.options.image_passes
+        passes = self.options.still.passes
         states, twins = [], []
         for box in boxes:
             start = mean_face_in_box(self._lm, box, self._focal, center, tilt)
@@ -433,11 +460,11 @@ class FaceTracker:
             if frame.start_box is None:
                 return TrackResult(ok=False, mask=mask, timings=timings)
             state = mean_face_in_box(self._lm, frame.start_box, self._focal, center)
-        elif self.options.displacement_carry < 1.0:
+        elif DISPLACEMENT_CARRY < 1.0:
             # D carries over only in part: the regression re-estimates it each frame, and a full
             # carry lets its errors add up from frame to frame
             state = state.copy()
-            state.displacements *= self.options.displacement_carry
+            state.displacements *= DISPLACEMENT_CARRY
         t0 = time.perf_counter()
         state = self._run_cascade(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), mask, state, passes)
         timings["regression_ms"] = (time.perf_counter() - t0) * 1000
