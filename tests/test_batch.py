@@ -224,6 +224,20 @@ def test_a_video_detected_every_third_frame_keeps_its_faces_in_every_frame(tmp_p
     assert [len(f["faces"]) for f in record["frames"]] == [2] * 7
 
 
+def test_a_video_resumed_inside_a_detection_interval_gives_the_uninterrupted_runs_files(tmp_path):
+    frames = [cv2.resize(lfw_group_frame(((40 + 6 * t, 115, 250), (340, 115, 250))), (320, 240)) for t in range(7)]
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames)
+    options = BatchOptions(tmp_path / "out", anonymize="blur", workers=1, detect_every=3, quiet=True)
+    run_batch([video], options)
+    folder = tmp_path / "out" / "clip"
+    whole = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for name in ("faces.json", "anonymized.mp4", "frame_000005.json", "frame_000006.json"):
+        (folder / name).unlink()    # stopped after frame 4, inside the interval of frames 3-5
+    assert run_batch([video], options).exit_code == 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == whole
+
+
 def test_a_one_worker_run_ends_its_detector_threads(tmp_path):
     import threading
     folder = tmp_path / "in"

@@ -31,7 +31,7 @@ from .anonymize import AnonymizeOptions, anonymize_faces
 from ..detect.detection import MultiFaceDetector, MultiFaceOptions
 from .follow import FaceFollower, FollowOptions
 from ..io.files import AtomicVideoWriter, write_image, write_text
-from ..segment.segmentation import DEFAULT_MIN_SCORE, FaceMask, FaceSegmenter, merge_face_masks
+from ..segment.segmentation import DEFAULT_MIN_SCORE, FaceMask, FaceSegmenter, SegmenterOptions, merge_face_masks
 from ..io.sources import IMAGE_SUFFIXES, SourceError, VideoFileSource, open_source
 
 __all__ = ["BatchOptions", "BatchReport", "Job", "Problem", "ClipSummary", "VIDEO_SUFFIXES", "plan_jobs",
@@ -43,7 +43,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 @dataclass
 class BatchOptions:
     """out_dir: where the masks go. anonymize: None, "blur", "pixelate" or "fill". workers:
-    processes (each with one ONNX Runtime and one OpenCV thread); 1 runs in this process."""
+    processes (each with one ONNX Runtime and one OpenCV thread); 1 runs in this process.
+    device: the segmenter's, "cpu" or "auto" (CUDA where an ONNX Runtime session comes up on it)."""
     out_dir: Path
     anonymize: str | None = None
     workers: int = 2
@@ -52,10 +53,13 @@ class BatchOptions:
     fast_detection: bool = False      # MultiFaceOptions.fast(): several times quicker, finds fewer faces
     detect_every: int = 1             # videos: detect every this many frames, follow faces between (core/masks/follow.py)
     quiet: bool = False
+    device: str = "cpu"
 
     def __post_init__(self):
         if int(self.detect_every) < 1:
             raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
+        if self.device not in ("cpu", "auto"):
+            raise ValueError(f"device must be 'cpu' or 'auto', got {self.device!r}")
 
     def anonymize_options(self) -> AnonymizeOptions | None:
         return AnonymizeOptions(method=self.anonymize, feather_px=self.feather_px) if self.anonymize else None
@@ -146,6 +150,20 @@ def _video_done(folder: Path, options: BatchOptions) -> bool:
     return (folder / "faces.json").exists() and (not options.anonymize or (folder / "anonymized.mp4").exists())
 
 
+def _pending_jobs(jobs: list[Job], options: BatchOptions, report: BatchReport) -> list[Job]:
+    """The jobs whose outputs are not all there yet; the others count in report.already_done."""
+    out = Path(options.out_dir)
+    todo = []
+    for job in jobs:
+        done = (_image_done(out / job.key, options, job.path.suffix.lower()) if job.kind == "image"
+                else _video_done(out / job.key, options))
+        if done:
+            report.already_done += 1
+        else:
+            todo.append(job)
+    return todo
+
+
 # ------------------------------------------------------------------ per image / frame (in a worker)
 
 @dataclass
@@ -158,6 +176,14 @@ class _Worker:
 _worker: _Worker | None = None
 
 
+def _new_worker(options: BatchOptions, detection_threads: int = 1) -> _Worker:
+    """One worker's models: a single-threaded segmenter on options.device, and the detector with
+    its passes on `detection_threads` threads."""
+    detection = MultiFaceOptions.fast() if options.fast_detection else MultiFaceOptions()
+    detection.threads = detection_threads
+    return _Worker(FaceSegmenter(options=SegmenterOptions(device=options.device)), MultiFaceDetector(detection), options)
+
+
 def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
     """One segmenter per process, single-threaded; Ctrl-C is the main process's to handle."""
     global _worker
@@ -165,11 +191,8 @@ def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
     if in_subprocess:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(1)
-    detection = MultiFaceOptions.fast() if options.fast_detection else MultiFaceOptions()
-    if not in_subprocess and options.workers == 1:
-        detection.threads = 2   # one process: its cascade passes share both cores
-    detector = MultiFaceDetector(detection)
-    _worker = _Worker(FaceSegmenter(), detector, options)
+    # one process alone: its cascade passes share both cores
+    _worker = _new_worker(options, 2 if not in_subprocess and options.workers == 1 else 1)
 
 
 def _close_worker() -> None:
@@ -206,6 +229,21 @@ def _face_records(faces: list[FaceMask], names: list[str]) -> list[dict]:
             for f, name in zip(faces, names)]
 
 
+def _as_recorded(faces: list[FaceMask]) -> list[FaceMask]:
+    """The faces as frame_NNNNNN.json and the mask files give them back (boxes to 0.1 px, scores
+    to 4 decimals). A video's frames are followed on from these and anonymised with them, so that
+    its files are the same whether a frame was made in this run, read back in a resumed one, or
+    made on another machine (the next box and the blur's strength follow the box)."""
+    return [FaceMask(tuple(round(float(v), 1) for v in f.box), f.mask, round(f.score, 4)) for f in faces]
+
+
+def _read_back_faces(folder: Path, record: dict) -> list[FaceMask]:
+    """A frame's faces from its frame_NNNNNN.json record and mask files."""
+    import cv2
+    return [FaceMask(tuple(r["box"]), (cv2.imread(str(folder / r["mask"]), cv2.IMREAD_GRAYSCALE) > 127)
+                     .astype(np.uint8), r["score"]) for r in record["faces"]]
+
+
 def _write_masks(folder: Path, faces: list[FaceMask], shape, frame_tag: str) -> tuple[str, list[str]]:
     names = [f"face_{frame_tag}{i:02d}.png" for i in range(len(faces))]
     for face, name in zip(faces, names):
@@ -215,13 +253,14 @@ def _write_masks(folder: Path, faces: list[FaceMask], shape, frame_tag: str) -> 
     return mask_name, names
 
 
-def _process_image(path: Path, folder: Path) -> int:
-    """Masks, anonymised copy and faces.json (last) of one image; the number of faces."""
-    w = _worker
+def _process_image(path: Path, folder: Path, source: str | None = None, worker: _Worker | None = None) -> int:
+    """Masks, anonymised copy and faces.json (last) of one image; the number of faces. `source`:
+    the path as faces.json names it (default `path`); `worker`: default this process's."""
+    w = worker or _worker
     image = _read_image(path)
     faces, private = anonymize_frame(w.segmenter, image, w.options.anonymize_options(), w.options.min_score, w.detector)
     mask_name, names = _write_masks(folder, faces, image.shape, "")
-    record = {"source": str(path), "size": [image.shape[1], image.shape[0]], "mask": mask_name,
+    record = {"source": source or str(path), "size": [image.shape[1], image.shape[0]], "mask": mask_name,
               "faces": _face_records(faces, names), "anonymized": None}
     if private is not None:
         record["anonymized"] = f"anonymized{path.suffix.lower()}"
@@ -230,12 +269,13 @@ def _process_image(path: Path, folder: Path) -> int:
     return len(faces)
 
 
-def _process_frames(frames: list[np.ndarray], first: int, folder: Path) -> list[tuple[int, np.ndarray | None]]:
+def _process_frames(frames: list[np.ndarray], first: int, folder: Path,
+                    worker: _Worker | None = None) -> list[tuple[int, np.ndarray | None]]:
     """Consecutive video frames from index `first` (a detection, then the faces followed: one
     detection interval): per frame its masks and frame_NNNNNN.json (last), or, when that exists
-    from an earlier run, its masks read back; returns per frame the face count and the anonymised frame."""
-    import cv2
-    w = _worker
+    from an earlier run, its masks read back; returns per frame the face count and the anonymised
+    frame. `worker`: default this process's."""
+    w = worker or _worker
     options = w.options.anonymize_options()
     follower = FaceFollower(w.segmenter, w.detector, FollowOptions(w.options.detect_every, w.options.min_score))
     out = []
@@ -246,12 +286,14 @@ def _process_frames(frames: list[np.ndarray], first: int, folder: Path) -> list[
             if options is None and w.options.detect_every == 1:
                 out.append((len(record["faces"]), None))
                 continue
-            faces = [FaceMask(tuple(r["box"]), (cv2.imread(str(folder / r["mask"]), cv2.IMREAD_GRAYSCALE) > 127)
-                              .astype(np.uint8), r["score"]) for r in record["faces"]]
+            faces = _read_back_faces(folder, record)
             follower.resume(faces)
             out.append((len(faces), anonymize_faces(frame, faces, options) if options else None))
             continue
-        faces = follower.step(frame)
+        faces = _as_recorded(follower.step(frame))
+        # on from the faces as written, as a resumed run reads them back (one interval has no
+        # detection due after its first frame, so this leaves the detection schedule as it was)
+        follower.resume(faces)
         mask_name, names = _write_masks(folder, faces, frame.shape, f"{index:06d}_")
         write_text(marker, json.dumps({"frame": index, "mask": mask_name, "faces": _face_records(faces, names)}))
         out.append((len(faces), anonymize_faces(frame, faces, options) if options else None))
@@ -310,14 +352,7 @@ def run_batch(inputs, options: BatchOptions) -> BatchReport:
     jobs, skipped, failed = plan_jobs(inputs)
     report = BatchReport(skipped=skipped, failed=failed)
     out = Path(options.out_dir)
-    todo = []
-    for job in jobs:
-        done = (_image_done(out / job.key, options, job.path.suffix.lower()) if job.kind == "image"
-                else _video_done(out / job.key, options))
-        if done:
-            report.already_done += 1
-        else:
-            todo.append(job)
+    todo = _pending_jobs(jobs, options, report)
     progress = _Progress(sum(1 if j.kind == "image" else _frame_total(j) for j in todo), options.quiet)
     if options.workers > 1 and todo:
         import multiprocessing
@@ -428,13 +463,16 @@ def _collect(entry, out: Path, options: BatchOptions, report: BatchReport, progr
         if writer is not None:
             writer.abort()
         return
-    folder = out / job.key
-    frames = [json.loads((folder / f"frame_{i:06d}.json").read_text()) for i in range(state["frames"])]
-    write_text(folder / "faces.json", json.dumps({"source": str(job.path), "fps": state["fps"],
-                                                 "size": list(state["size"]), "frames": frames}))
+    _write_video_record(out / job.key, str(job.path), state["fps"], state["size"], state["frames"])
     if writer is not None:
         writer.close()
     state["writer"] = None
+
+
+def _write_video_record(folder: Path, source: str, fps: float, size, frames: int) -> None:
+    """A video's faces.json: its first `frames` frame_NNNNNN.json records, in order."""
+    records = [json.loads((folder / f"frame_{i:06d}.json").read_text()) for i in range(frames)]
+    write_text(folder / "faces.json", json.dumps({"source": source, "fps": fps, "size": list(size), "frames": records}))
 
 
 def _reason(exc: Exception) -> str:
