@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.io.files import write_image, write_npz, write_text
+from core.io.files import remove_temporaries, write_image, write_npz, write_text
 
 
 def test_npz_and_text_are_written_whole(tmp_path):
@@ -51,3 +51,17 @@ def test_an_interrupt_while_the_video_writer_opens_leaves_nothing(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         files.AtomicVideoWriter(tmp_path / "clip.mp4", 25.0, (16, 16))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_temporaries_takes_what_a_killed_writer_left_and_nothing_else(tmp_path):
+    import core.io.files as files
+    left = [files._temporary_name(tmp_path / "mask_000001.png", ".png"),
+            files._temporary_name(tmp_path / "faces.json", ".tmp")]
+    for path in left:
+        path.write_bytes(b"half")
+    kept = [tmp_path / "mask_000001.png", tmp_path / ".hidden", tmp_path / ".faces.json.notes.txt"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert sorted(remove_temporaries(tmp_path)) == sorted(left)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    assert remove_temporaries(tmp_path / "missing") == []

@@ -24,6 +24,22 @@ def test_a_video_file_yields_every_frame_in_order_with_times(tmp_path):
     assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
 
 
+def test_seeking_an_mp4_lands_on_the_frame_a_sequential_read_gives(tmp_path):
+    path = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for _ in range(30):
+        writer.write(cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (64, 48)))
+    writer.release()
+    with VideoFileSource(path) as source:
+        frames = [f.image for f in source]
+    with VideoFileSource(path) as source:
+        for index in (17, 3, 29):
+            source.seek(index)
+            frame = source.read()
+            assert frame.index == index and np.array_equal(frame.image, frames[index])
+
+
 def test_a_missing_video_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
         open_source(tmp_path / "nope.mp4")

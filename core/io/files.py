@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,23 @@ def shipped_model_path(name: str) -> Path:
 def _temporary_name(path: Path, suffix: str) -> Path:
     """A fresh hidden name beside `path` (no file yet), ending in `suffix`."""
     return path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+
+
+# what _temporary_name makes: "." + the file's name + "." + 8 hex digits + a suffix
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.[^.]+$")
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that writers killed mid-write (SIGKILL, a lost machine) left
+    in `folder`; the files they were writing were never touched. Only for a folder no writer is
+    using now. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = [p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    for tmp in removed:
+        _remove_quietly(tmp)
+    return removed
 
 
 def _create_new(tmp: Path) -> None:

@@ -103,6 +103,19 @@ class VideoFileSource(FrameSource):
         self._index += 1
         return frame
 
+    def seek(self, index: int) -> None:
+        """Read on from frame `index` (0-based). OpenCV's FFmpeg backend seeks to the key frame
+        before it and decodes forward; whether that lands on exactly this frame depends on the
+        file's timestamps, so a caller that needs the exact frame compares a decoded frame with
+        one it knows (core/masks/cluster.py does at every split of a video)."""
+        if self._cap is None:
+            raise SourceError(f"{self.name} is closed")
+        if index < 0:
+            raise ValueError(f"frame index must be 0 or more, got {index}")
+        self._pending = None
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+        self._index = int(index)
+
     def close(self) -> None:
         if getattr(self, "_cap", None) is not None:
             self._cap.release()
