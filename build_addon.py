@@ -172,6 +172,8 @@ files = "Read footage and write baked masks and takes beside the .blend"
 # models/ files the add-on never loads: the segmenter with every stream's output, which training
 # starts from and the Table 1 ablation measures (core runs models/segmenter.onnx, the fused output)
 MODELS_NOT_SHIPPED = frozenset({"segmenter_streams.onnx"})
+# core/ files the add-on never runs: the masks command on a Ray cluster (Ray is not shipped either)
+CORE_NOT_VENDORED = frozenset({"masks/cluster.py"})
 
 
 def addon_files(addon: Path = ROOT / "blender_addon") -> list[tuple[Path, str]]:
@@ -179,7 +181,8 @@ def addon_files(addon: Path = ROOT / "blender_addon") -> list[tuple[Path, str]]:
     if not (addon / "__init__.py").is_file():
         raise BuildError(f"{addon}/__init__.py not found: is this a maskcap checkout?")
     files = [(p, p.relative_to(addon).as_posix()) for p in _tree(addon)]
-    files += [(p, "core/" + p.relative_to(ROOT / "core").as_posix()) for p in _tree(ROOT / "core")]
+    files += [(p, "core/" + p.relative_to(ROOT / "core").as_posix()) for p in _tree(ROOT / "core")
+              if p.relative_to(ROOT / "core").as_posix() not in CORE_NOT_VENDORED]
     files += [(p, "models/" + p.relative_to(ROOT / "models").as_posix()) for p in _tree(ROOT / "models")
               if p.name not in MODELS_NOT_SHIPPED]
     files.append((ROOT / "LICENSE", "LICENSE"))

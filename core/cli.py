@@ -4,11 +4,13 @@
     python -m core.cli track clip.mp4 --json take.json --csv take.csv --preview preview.mp4
     python -m core.cli track 0 --frames 300 --json take.json      # camera 0, 300 frames
     python -m core.cli masks photos/ clip.mp4 --out masks/ --anonymize blur --workers 2
+    python -m core.cli masks /archive/in --out /archive/masks --ray auto   # on a Ray cluster
 
 The JSON keeps everything per frame (FACS weights, pose, focal, landmarks, confidence); the CSV
 has one row per frame with ARKit blendshape columns and the head pose, for other tools. Exit
 status: 0 on success, 2 for bad arguments or a source that cannot be opened. `masks` (see
-core/masks/batch.py) exits 1 when any file failed (each is named in the summary), 130 when interrupted.
+core/masks/batch.py; with --ray, core/masks/cluster.py) exits 1 when any file failed (each is named in
+the summary), 130 when interrupted.
 """
 from __future__ import annotations
 
@@ -142,17 +144,27 @@ def track_command(args) -> int:
 
 def masks_command(args) -> int:
     from .masks.batch import DEFAULT_MIN_SCORE, BatchOptions, print_summary, report_json, run_batch
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         print("maskcap: --workers must be 1 or more", file=sys.stderr)
         return 2
     if args.detect_every < 1:
         print("maskcap: --detect-every must be 1 or more", file=sys.stderr)
         return 2
-    options = BatchOptions(out_dir=args.out, anonymize=args.anonymize, workers=args.workers,
+    options = BatchOptions(out_dir=args.out, anonymize=args.anonymize, workers=args.workers or 2,
                            min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
                            feather_px=args.feather_px, fast_detection=args.fast, detect_every=args.detect_every,
-                           quiet=args.quiet)
-    report = run_batch(args.inputs, options)
+                           quiet=args.quiet, device=args.device)
+    if args.ray:
+        from .masks.cluster import ClusterError, ClusterOptions, run_on_cluster
+        try:
+            cluster = ClusterOptions(address=args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                                     gpus_per_worker=args.gpus_per_worker, range_frames=args.range_frames)
+            report = run_on_cluster(args.inputs, options, cluster)
+        except (ClusterError, ValueError) as exc:
+            print(f"maskcap: {exc}", file=sys.stderr)
+            return 2
+    else:
+        report = run_batch(args.inputs, options)
     print_summary(report, args.out)
     write_text(args.out / "last_run.json", report_json(report))
     return report.exit_code
@@ -176,12 +188,22 @@ def main(argv=None) -> int:
     masks.add_argument("inputs", nargs="+", type=Path, help="image files, video files and folders of them")
     masks.add_argument("--out", type=Path, required=True, help="folder for the masks (created; a rerun resumes)")
     masks.add_argument("--anonymize", choices=("blur", "pixelate", "fill"), help="also write an anonymised copy")
-    masks.add_argument("--workers", type=int, default=2, help="worker processes (default 2: both cores)")
+    masks.add_argument("--workers", type=int, default=None,
+                       help="worker processes (default 2: both cores); with --ray, actors (default: the cluster's CPUs)")
     masks.add_argument("--min-score", type=float, default=None, help="drop faces the segmenter scores below this")
     masks.add_argument("--feather-px", type=float, default=6.0, help="soft edge of the anonymisation, in pixels")
     masks.add_argument("--fast", action="store_true", help="quicker face detection that finds fewer faces")
     masks.add_argument("--detect-every", type=int, default=1, metavar="N",
                        help="videos: detect faces every N frames and follow them between (default 1: every frame)")
+    masks.add_argument("--device", choices=("cpu", "auto"), default="cpu",
+                       help="the segmenter's device: cpu, or auto (CUDA where onnxruntime-gpu finds it)")
+    masks.add_argument("--ray", metavar="auto|local|ADDRESS",
+                       help="run on a Ray cluster (needs requirements-ray.txt; docs/cluster.md): auto, the cluster "
+                            "this machine is part of; local, a private one on this machine; or its address")
+    masks.add_argument("--cpus-per-worker", type=int, default=1, help="with --ray: CPUs per actor (its detector's threads)")
+    masks.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --ray: GPUs per actor (0.5: two share one)")
+    masks.add_argument("--range-frames", type=int, default=60,
+                       help="with --ray: frames per video range (whole --detect-every intervals)")
     masks.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "masks":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment .venv with the pinned packages (and with
-# --blender42 also .venv-bpy42; with --training only .venv-train).
+# --blender42 also .venv-bpy42; with --ray also .venv-ray; with --training only .venv-train).
 # Reinstalls only when requirements or constraints change. Needs python3.11 and pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,11 @@ if [ "${1:-}" = "--training" ]; then
   exit 0
 fi
 # --blender42 (the tests): also Blender 4.2 LTS as a module, so that the add-on is tested on the
-# oldest Blender it supports
-if [ "${1:-}" = "--blender42" ]; then
-  setup_venv .venv-bpy42 requirements-blender42.txt
-fi
+# oldest Blender it supports; and .venv-ray, the run-time packages with Ray for `masks --ray`
+# (core/masks/cluster.py), kept out of .venv so that the engine and the add-on are tested without it
+for option in "$@"; do
+  case $option in
+    --blender42) setup_venv .venv-bpy42 requirements-blender42.txt ;;
+    --ray) setup_venv .venv-ray requirements.txt requirements-ray.txt constraints.txt ;;
+  esac
+done
