@@ -158,7 +158,8 @@ def masks_command(args) -> int:
         from .masks.cluster import ClusterError, ClusterOptions, run_on_cluster
         try:
             cluster = ClusterOptions(address=args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
-                                     gpus_per_worker=args.gpus_per_worker, range_frames=args.range_frames)
+                                     gpus_per_worker=args.gpus_per_worker, range_frames=args.range_frames,
+                                     images_per_task=args.images_per_task)
             report = run_on_cluster(args.inputs, options, cluster)
         except (ClusterError, ValueError) as exc:
             print(f"maskcap: {exc}", file=sys.stderr)
@@ -200,10 +201,14 @@ def main(argv=None) -> int:
     masks.add_argument("--ray", metavar="auto|local|ADDRESS",
                        help="run on a Ray cluster (needs requirements-ray.txt; docs/cluster.md): auto, the cluster "
                             "this machine is part of; local, a private one on this machine; or its address")
-    masks.add_argument("--cpus-per-worker", type=int, default=1, help="with --ray: CPUs per actor (its detector's threads)")
-    masks.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --ray: GPUs per actor (0.5: two share one)")
-    masks.add_argument("--range-frames", type=int, default=60,
+    masks.add_argument("--cpus-per-worker", type=int, default=1, metavar="C",
+                       help="with --ray: CPUs per actor (its detector's threads)")
+    masks.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                       help="with --ray: GPUs per actor (0.5: two share one)")
+    masks.add_argument("--range-frames", type=int, default=60, metavar="N",
                        help="with --ray: frames per video range (whole --detect-every intervals)")
+    masks.add_argument("--images-per-task", type=int, default=1, metavar="N",
+                       help="with --ray: files an actor takes at once (more for large clusters: fewer tasks)")
     masks.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "masks":

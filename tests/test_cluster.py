@@ -8,6 +8,7 @@ runs them there) and start their own cluster on 127.0.0.1, stopped at the end of
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -209,7 +210,9 @@ def test_a_corrupt_file_is_named_and_the_others_finish(tmp_path, capsys):
     assert all((out / "photos" / f"good{i}" / "faces.json").exists() for i in range(3))
     assert (out / "clip" / "faces.json").exists()
     local = tmp_path / "local"
-    assert run_batch([folder, tmp_path / "clip.mp4"], BatchOptions(local, workers=1, quiet=True)).exit_code == 1
+    inputs = [folder, tmp_path / "clip.mp4", tmp_path / "bad.mp4"]
+    local_report = run_batch(inputs, BatchOptions(local, workers=1, quiet=True))
+    assert json.loads((out / "last_run.json").read_text())["failed"] == [vars(p) for p in local_report.failed]
     assert_same_outputs(local, out)
 
 
@@ -251,6 +254,26 @@ def test_a_worker_killed_mid_run_loses_no_file_and_the_run_completes(face_clip, 
     local = tmp_path / "local"
     run_batch([folder, face_clip], replace(options, out_dir=local, workers=1))
     assert_same_outputs(local, out)                  # nothing lost, nothing half-written, no temporary left
+
+
+class _DiesOnPoison(cluster._MaskActor):
+    """An actor whose process dies whenever it is given a file named poison.png."""
+
+    def __call__(self, rows):
+        if any(str(path).endswith("poison.png") for path in rows["path"]):
+            os._exit(1)
+        return super().__call__(rows)
+
+
+@on_ray
+def test_a_file_whose_worker_dies_on_every_try_fails_by_name_and_the_others_finish(tmp_path, monkeypatch):
+    for name in ("a.png", "poison.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), textured())
+    monkeypatch.setattr(cluster, "_MaskActor", _DiesOnPoison)
+    report = run_on_cluster([tmp_path], BatchOptions(tmp_path / "out", quiet=True), ClusterOptions(workers=2))
+    assert report.images_done == 2 and report.exit_code == 1
+    assert [(Path(p.path).name, p.reason.split(":")[0]) for p in report.failed] == [("poison.png", "lost")]
+    assert (tmp_path / "out" / tmp_path.name / "a" / "faces.json").exists()
 
 
 @on_ray

@@ -47,6 +47,7 @@ __all__ = ["ClusterOptions", "ClusterError", "run_on_cluster", "start_local_clus
 RETRIES = 3                       # a task whose worker died runs again up to this many times
 ROOT = Path(__file__).resolve().parents[2]
 _RESULT_COLUMNS = ("item", "count", "faces", "error", "before", "last")
+_LOST = f"lost: its worker died on each of {RETRIES + 1} tries (a crash, or out of memory, on this file?)"
 
 
 class ClusterError(RuntimeError):
@@ -220,7 +221,7 @@ def _check_ranges(video: _Video) -> tuple[int | None, str | None, int | None]:
     for item in video.ranges:
         row = video.rows.get(item.first)
         if row is None:
-            return None, f"frames from {item.first}: lost: its worker died on each of {RETRIES + 1} tries", None
+            return None, f"frames from {item.first}: {_LOST}", None
         if row["error"]:
             return None, f"frames from {item.first}: {row['error']}", None
         if row["count"] == 0:
@@ -280,11 +281,14 @@ def _drive(todo: list[Job], options: BatchOptions, cluster: ClusterOptions, work
     """The run, given how to process item rows (`run_items`, results in any order) and how to
     stitch videos (`stitch`, (key, frames or exception) per video): collects results into the report."""
     out = Path(options.out_dir)
+    failed_before = len(report.failed)
     items, videos = _plan_items(todo, options, cluster, workers, report)
     progress = batch._Progress(sum(1 for it in items if it.kind == "image")
                                + sum(v.frames_expected for v in videos.values()), options.quiet)
     while items:
+        returned = set()
         for row in run_items(_rows(items, out)):
+            returned.add(int(row["item"]))
             item = items[int(row["item"])]
             if item.kind == "image":
                 if row["error"]:
@@ -296,6 +300,9 @@ def _drive(todo: list[Job], options: BatchOptions, cluster: ClusterOptions, work
             else:
                 videos[item.job.key].rows[item.first] = row
                 progress.step(f"{item.job.path.name} frames {item.first}-", int(row["count"]))
+        for index, item in enumerate(items):   # ranges without a row fail in _check_ranges
+            if item.kind == "image" and index not in returned:
+                report.failed.append(Problem(str(item.job.path), _LOST))
         items = []
         for video in videos.values():   # videos whose cut missed a frame: again from there, read from the start
             frames, reason, redo = _check_ranges(video)
@@ -317,6 +324,8 @@ def _drive(todo: list[Job], options: BatchOptions, cluster: ClusterOptions, work
         progress.step(f"{videos[key].job.path.name} written", 0, force=True)
         if isinstance(result, Exception):
             report.failed.append(Problem(str(videos[key].job.path), f"writing its faces.json: {batch._reason(result)}"))
+    order = {str(job.path): index for index, job in enumerate(todo)}   # the local run's order: the inputs'
+    report.failed[failed_before:] = sorted(report.failed[failed_before:], key=lambda p: order.get(p.path, -1))
 
 
 def _in_process(todo, options, cluster, report) -> None:
