@@ -7,7 +7,8 @@ Over the same 640x480 three-face group photos (evaluation.group_photos, fixed se
 the whole `masks` run, reading, PNG and JSON writing and the workers' start (model loading)
 included: locally with 1 process (its detector's passes on two threads) and 2 processes; and on a
 local Ray cluster of this machine's 2 CPUs (127.0.0.1 only) with 1 actor holding 1 CPU, 1 actor
-holding both (two detector threads, as the local single process), and 2 actors of 1 CPU. The
+holding both (two detector threads, as the local single process), and 2 actors of 1 CPU (a file
+a task, and 4 files a task). The
 settings take turns within each round, so a busy machine slows them alike; medians over the
 rounds, and each cluster setting's ratio to the local run with the same CPUs. The CPU seconds
 per image of the whole process tree (driver, workers and Ray's own processes; for the local runs
@@ -37,16 +38,18 @@ from core.masks.batch import BatchOptions, run_batch
 from core.masks.cluster import ClusterOptions, run_on_cluster, start_local_cluster
 from evaluation.group_photos import GroupPhotoMaker, camera_clip
 
-# name -> (local workers, or None for the cluster; actors; CPUs per actor); the CPUs it uses
+# name -> (local workers, or None for the cluster; actors; CPUs per actor; images per task)
 SETTINGS = {
-    "local, 1 process (2 detector threads)": (1, None, None),
-    "local, 2 processes": (2, None, None),
-    "ray, 1 actor of 1 CPU": (None, 1, 1),
-    "ray, 1 actor of 2 CPUs (2 detector threads)": (None, 1, 2),
-    "ray, 2 actors of 1 CPU": (None, 2, 1),
+    "local, 1 process (2 detector threads)": (1, None, None, None),
+    "local, 2 processes": (2, None, None, None),
+    "ray, 1 actor of 1 CPU": (None, 1, 1, 1),
+    "ray, 1 actor of 2 CPUs (2 detector threads)": (None, 1, 2, 1),
+    "ray, 2 actors of 1 CPU": (None, 2, 1, 1),
+    "ray, 2 actors of 1 CPU, 4 images a task": (None, 2, 1, 4),
 }
 PEER = {"ray, 1 actor of 2 CPUs (2 detector threads)": "local, 1 process (2 detector threads)",
-        "ray, 2 actors of 1 CPU": "local, 2 processes"}
+        "ray, 2 actors of 1 CPU": "local, 2 processes",
+        "ray, 2 actors of 1 CPU, 4 images a task": "local, 2 processes"}
 
 
 class TreeCpu:
@@ -100,13 +103,12 @@ class TreeCpu:
 
 def run_setting(name: str, inputs, out: Path, options: BatchOptions):
     """(report, wall seconds, CPU seconds of this process tree) of one whole run."""
-    local_workers, actors, cpus = SETTINGS[name]
     with TreeCpu() as cpu:
-        report, seconds = _run(local_workers, actors, cpus, inputs, out, options)
+        report, seconds = _run(*SETTINGS[name], inputs, out, options)
     return report, seconds, cpu.seconds
 
 
-def _run(local_workers, actors, cpus, inputs, out: Path, options: BatchOptions):
+def _run(local_workers, actors, cpus, per_task, inputs, out: Path, options: BatchOptions):
     t0 = time.perf_counter()
     if local_workers:
         report = run_batch(inputs, BatchOptions(out, workers=local_workers, quiet=True, anonymize=options.anonymize,
@@ -114,7 +116,7 @@ def _run(local_workers, actors, cpus, inputs, out: Path, options: BatchOptions):
     else:
         report = run_on_cluster(inputs, BatchOptions(out, quiet=True, anonymize=options.anonymize,
                                                      detect_every=options.detect_every),
-                                ClusterOptions(workers=actors, cpus_per_worker=cpus))
+                                ClusterOptions(workers=actors, cpus_per_worker=cpus, images_per_task=per_task))
     return report, time.perf_counter() - t0
 
 
@@ -171,7 +173,7 @@ def main(argv=None):
                              "seconds_median": float(np.median([r["seconds"] for r in runs])),
                              "cpu_seconds_per_image_median": float(np.median([r["cpu_seconds_per_image"] for r in runs]))}
         start_cpu = out["first_single_image_run_cpu_s"]   # a run's set-up, one actor's start and one image
-        for name, (local_workers, actors, _) in SETTINGS.items():
+        for name, (local_workers, actors, _, _) in SETTINGS.items():
             if not local_workers:   # per image once the set-up and the actors' start are paid
                 total = summary[name]["cpu_seconds_per_image_median"] * args.images
                 summary[name]["cpu_seconds_per_image_after_start"] = (total - actors * start_cpu) / (args.images - actors)
