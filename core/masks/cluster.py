@@ -297,8 +297,10 @@ def _drive(todo: list[Job], options: BatchOptions, cluster: ClusterOptions, work
                     report.images_done += 1
                     report.faces += int(row["faces"])
                 progress.step(item.job.path.name)
-            else:
+            else:   # counted as they come back, as the local run counts its frames
                 videos[item.job.key].rows[item.first] = row
+                report.frames_done += int(row["count"])
+                report.faces += int(row["faces"])
                 progress.step(f"{item.job.path.name} frames {item.first}-", int(row["count"]))
         for index, item in enumerate(items):   # ranges without a row fail in _check_ranges
             if item.kind == "image" and index not in returned:
@@ -309,7 +311,9 @@ def _drive(todo: list[Job], options: BatchOptions, cluster: ClusterOptions, work
             if redo is not None:
                 _forget_frames(out / video.job.key, redo)
                 video.ranges = [r for r in video.ranges if r.first < redo] + [_Item("range", video.job, redo, None, True)]
-                video.rows = {k: v for k, v in video.rows.items() if k < redo}
+                for first in [k for k in video.rows if k >= redo]:
+                    report.frames_done -= int(video.rows[first]["count"])
+                    report.faces -= int(video.rows.pop(first)["faces"])
                 items.append(video.ranges[-1])
     to_stitch = []
     for key, video in videos.items():
@@ -317,8 +321,6 @@ def _drive(todo: list[Job], options: BatchOptions, cluster: ClusterOptions, work
         if reason is not None:
             report.failed.append(Problem(str(video.job.path), reason))
             continue
-        report.frames_done += frames
-        report.faces += sum(int(row["faces"]) for row in video.rows.values())
         to_stitch.append((key, out / key, str(video.job.path), video.job.path.resolve(), video.fps, video.size, frames))
     for key, result in stitch(to_stitch):
         progress.step(f"{videos[key].job.path.name} written", 0, force=True)
