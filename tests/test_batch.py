@@ -247,6 +247,19 @@ def test_a_one_worker_run_ends_its_detector_threads(tmp_path):
     assert not any(t.name.startswith("maskcap-") for t in threading.enumerate())
 
 
+def test_the_device_option_reaches_each_workers_segmenter(tmp_path):
+    from core.masks.batch import _new_worker
+    worker = _new_worker(BatchOptions(tmp_path, device="auto"))
+    try:
+        assert worker.segmenter.options.device == "auto"
+        assert worker.segmenter.provider in ("CUDAExecutionProvider", "CPUExecutionProvider")
+    finally:
+        worker.detector.close()
+        worker.segmenter.close()
+    with pytest.raises(ValueError, match="device"):
+        BatchOptions(tmp_path, device="gpu")
+
+
 def test_detect_every_below_one_is_refused(tmp_path):
     with pytest.raises(ValueError, match="detect_every"):
         BatchOptions(tmp_path, detect_every=0)
