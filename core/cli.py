@@ -64,6 +64,19 @@ def take_csv(records: list[dict]) -> str:
     return out.getvalue()
 
 
+def _segmenter_options(args):
+    from .segment.segmentation import SegmenterOptions
+    return SegmenterOptions(device=args.device, intra_op_threads=args.threads)
+
+
+def _add_device_arguments(parser) -> None:
+    from .segment.segmentation import DEVICES
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="where the segmenter runs: cpu (default), auto (CUDA when it starts, else the CPU) "
+                             "or cuda (an error when it cannot start)")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads of the segmenter (default 1)")
+
+
 def track_command(args) -> int:
     try:
         source = open_source(args.source, fps=args.fps)
@@ -74,8 +87,9 @@ def track_command(args) -> int:
     limit = args.frames or source.frame_count
     try:
         # a file is tracked as the add-on bakes it: identity and focal solved inline, repeatable
-        tracker = FaceTracker(TrackerOptions(focal_mm=args.focal_mm, synchronous_adaptation=not live))
-    except (OSError, RuntimeError) as exc:  # a missing or corrupt model file, named in the message
+        tracker = FaceTracker(TrackerOptions(focal_mm=args.focal_mm, synchronous_adaptation=not live,
+                                             segmenter=_segmenter_options(args)))
+    except (OSError, RuntimeError) as exc:  # a missing or corrupt model file or device, named in the message
         source.close()
         print(f"maskcap: {exc}", file=sys.stderr)
         return 2
@@ -150,10 +164,13 @@ def masks_command(args) -> int:
     if args.detect_every < 1:
         print("maskcap: --detect-every must be 1 or more", file=sys.stderr)
         return 2
+    if args.threads < 1:
+        print("maskcap: --threads must be 1 or more", file=sys.stderr)
+        return 2
     options = BatchOptions(out_dir=args.out, anonymize=args.anonymize, workers=args.workers or 2,
                            min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
                            feather_px=args.feather_px, fast_detection=args.fast, detect_every=args.detect_every,
-                           quiet=args.quiet, device=args.device)
+                           quiet=args.quiet, device=args.device, segmenter_threads=args.threads)
     if args.ray:
         from .masks.cluster import ClusterError, ClusterOptions, run_on_cluster
         try:
@@ -165,6 +182,12 @@ def masks_command(args) -> int:
             print(f"maskcap: {exc}", file=sys.stderr)
             return 2
     else:
+        try:  # the device and model are checked here, before any worker starts
+            from .segment.segmentation import FaceSegmenter
+            FaceSegmenter(options=_segmenter_options(args)).close()
+        except (OSError, RuntimeError) as exc:
+            print(f"maskcap: {exc}", file=sys.stderr)
+            return 2
         report = run_batch(args.inputs, options)
     print_summary(report, args.out)
     write_text(args.out / "last_run.json", report_json(report))
@@ -184,6 +207,7 @@ def main(argv=None) -> int:
     track.add_argument("--frames", type=int, default=0, help="stop after this many frames (needed for a camera)")
     track.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
     track.add_argument("--focal-mm", type=float, default=50.0, help="35 mm-equivalent focal length to start from")
+    _add_device_arguments(track)
     track.add_argument("--quiet", action="store_true")
     masks = sub.add_parser("masks", help="face masks (and an anonymised copy) of images, folders and videos")
     masks.add_argument("inputs", nargs="+", type=Path, help="image files, video files and folders of them")
@@ -196,8 +220,7 @@ def main(argv=None) -> int:
     masks.add_argument("--fast", action="store_true", help="quicker face detection that finds fewer faces")
     masks.add_argument("--detect-every", type=int, default=1, metavar="N",
                        help="videos: detect faces every N frames and follow them between (default 1: every frame)")
-    masks.add_argument("--device", choices=("cpu", "auto"), default="cpu",
-                       help="the segmenter's device: cpu, or auto (CUDA where onnxruntime-gpu finds it)")
+    _add_device_arguments(masks)
     masks.add_argument("--ray", metavar="auto|local|ADDRESS",
                        help="run on a Ray cluster (needs requirements-ray.txt; docs/cluster.md): auto, the cluster "
                             "this machine is part of; local, a private one on this machine; or its address")
@@ -214,6 +237,8 @@ def main(argv=None) -> int:
     if args.command == "masks":
         return masks_command(args)
     if args.command == "track":
+        if args.threads < 1:
+            parser.error("--threads must be 1 or more")
         if not (args.json or args.csv or args.preview or args.contact_sheet):
             parser.error("say where to write the take: --json, --csv, --preview and/or --contact-sheet")
         return track_command(args)

@@ -31,7 +31,8 @@ from .anonymize import AnonymizeOptions, anonymize_faces
 from ..detect.detection import MultiFaceDetector, MultiFaceOptions
 from .follow import FaceFollower, FollowOptions
 from ..io.files import AtomicVideoWriter, write_image, write_text
-from ..segment.segmentation import DEFAULT_MIN_SCORE, FaceMask, FaceSegmenter, SegmenterOptions, merge_face_masks
+from ..segment.segmentation import (DEFAULT_MIN_SCORE, DEVICES, FaceMask, FaceSegmenter, SegmenterOptions,
+                                    merge_face_masks)
 from ..io.sources import IMAGE_SUFFIXES, SourceError, VideoFileSource, open_source
 
 __all__ = ["BatchOptions", "BatchReport", "Job", "Problem", "ClipSummary", "VIDEO_SUFFIXES", "plan_jobs",
@@ -43,8 +44,9 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 @dataclass
 class BatchOptions:
     """out_dir: where the masks go. anonymize: None, "blur", "pixelate" or "fill". workers:
-    processes (each with one ONNX Runtime and one OpenCV thread); 1 runs in this process.
-    device: the segmenter's, "cpu" or "auto" (CUDA where an ONNX Runtime session comes up on it)."""
+    processes (each with one OpenCV thread); 1 runs in this process. device: the segmenter's,
+    "cpu", "auto" (CUDA where an ONNX Runtime session comes up on it) or "cuda" (an error when it
+    cannot); segmenter_threads: its ONNX Runtime threads in each worker."""
     out_dir: Path
     anonymize: str | None = None
     workers: int = 2
@@ -54,12 +56,15 @@ class BatchOptions:
     detect_every: int = 1             # videos: detect every this many frames, follow faces between (core/masks/follow.py)
     quiet: bool = False
     device: str = "cpu"
+    segmenter_threads: int = 1
 
     def __post_init__(self):
         if int(self.detect_every) < 1:
             raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
-        if self.device not in ("cpu", "auto"):
-            raise ValueError(f"device must be 'cpu' or 'auto', got {self.device!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if int(self.segmenter_threads) < 1:
+            raise ValueError(f"segmenter_threads must be at least 1, got {self.segmenter_threads}")
 
     def anonymize_options(self) -> AnonymizeOptions | None:
         return AnonymizeOptions(method=self.anonymize, feather_px=self.feather_px) if self.anonymize else None
@@ -177,11 +182,13 @@ _worker: _Worker | None = None
 
 
 def _new_worker(options: BatchOptions, detection_threads: int = 1) -> _Worker:
-    """One worker's models: a single-threaded segmenter on options.device, and the detector with
+    """One worker's models: a segmenter on options.device with options.segmenter_threads, and the detector with
     its passes on `detection_threads` threads."""
     detection = MultiFaceOptions.fast() if options.fast_detection else MultiFaceOptions()
     detection.threads = detection_threads
-    return _Worker(FaceSegmenter(options=SegmenterOptions(device=options.device)), MultiFaceDetector(detection), options)
+    segmenter = FaceSegmenter(options=SegmenterOptions(device=options.device,
+                                                       intra_op_threads=options.segmenter_threads))
+    return _Worker(segmenter, MultiFaceDetector(detection), options)
 
 
 def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
@@ -514,17 +521,18 @@ def anonymize_clip(source_path, output_path, options: AnonymizeOptions | None = 
                    progress: Callable[[int, int | None], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, min_score: float = DEFAULT_MIN_SCORE,
                    segmenter: FaceSegmenter | None = None, detector: MultiFaceDetector | None = None,
-                   detect_every: int = 1) -> ClipSummary:
+                   detect_every: int = 1, segmenter_options: SegmenterOptions | None = None) -> ClipSummary:
     """Write the anonymised copy of a video file (or image-sequence folder) to output_path (.mp4),
     in this process. progress(frames_done, frame_count or None) is called after every frame;
     when should_stop() turns true the run stops and output_path is left untouched (the partial
     video is removed). `detector` defaults to MultiFaceOptions(); pass
     MultiFaceDetector(MultiFaceOptions.fast()) for speed, or detect_every > 1 to detect every so
-    many frames and follow the faces between (core/masks/follow.py). Raises SourceError / FileNotFoundError
-    for a source that cannot be read."""
+    many frames and follow the faces between (core/masks/follow.py). Without `segmenter`, one is made
+    with `segmenter_options` (device, threads). Raises SourceError / FileNotFoundError for a source
+    that cannot be read."""
     options = options or AnonymizeOptions()
     own = segmenter is None
-    segmenter = segmenter or FaceSegmenter()
+    segmenter = segmenter or FaceSegmenter(options=segmenter_options)
     own_detector = detector is None
     detector = detector or MultiFaceDetector()
     follower = FaceFollower(segmenter, detector, FollowOptions(detect_every, min_score))

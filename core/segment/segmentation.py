@@ -28,7 +28,7 @@ from ..detect.detection import (CROP_SCALE_FROM_FACE, crop_box_from_face_box, de
 from ..io.files import shipped_model_path
 from ..io.image_input import as_bgr_uint8
 
-__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE",
+__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmenterDeviceError", "DEVICES", "cuda_listed", "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE",
            "default_segmenter_path", "streams_model_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE"]
 
 CROP_SIZE = 128
@@ -53,12 +53,21 @@ class SegmenterModelError(RuntimeError):
     """The segmentation model file exists but cannot be used (corrupt, or not a segmenter)."""
 
 
+class SegmenterDeviceError(RuntimeError):
+    """device="cuda" was asked for and ONNX Runtime cannot run the segmenter on CUDA here."""
+
+
+DEVICES = ("cpu", "auto", "cuda")
+
+
 @dataclass
 class SegmenterOptions:
     """How FaceSegmenter runs.
 
-    device: "cpu" (default), or "auto" to use CUDA only if an ONNX Runtime session really comes
-      up on the CUDA provider (onnxruntime-gpu lists it even where CUDA is missing).
+    device: "cpu" (default); "auto" to use CUDA only if an ONNX Runtime session really comes up
+      on the CUDA provider (onnxruntime-gpu lists it even where CUDA is missing), the CPU
+      otherwise (FaceSegmenter.device_note says why); "cuda" to insist on CUDA (an error naming
+      what is missing when it cannot start).
     intra_op_threads: ONNX Runtime threads per inference; 1 leaves the other core of a 2-core
       machine to the tracker.
     stream: which network output to use, "fused" (default), "fcn" or "deconv" (for ablations).
@@ -242,15 +251,29 @@ def network_input(crops_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(crops_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def _providers(device: str) -> list[str]:
+def cuda_listed() -> bool:
+    """Whether this ONNX Runtime build has a CUDA provider (onnxruntime-gpu; it is listed even
+    where CUDA itself is missing, so only a session that starts on it tells for sure)."""
     import onnxruntime as ort
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+_NO_CUDA_BUILD = ("this ONNX Runtime is the CPU build, without a CUDA provider; the add-on's -gpu zip "
+                  "and the onnxruntime-gpu package have one")
+_CUDA_DID_NOT_START = ("ONNX Runtime's CUDA provider did not start; it needs an NVIDIA GPU with CUDA 12 "
+                       "and cuDNN 9 installed")
+
+
+def _providers(device: str) -> list[str]:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device == "auto":
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
-    raise ValueError(f"device must be 'cpu' or 'auto', got {device!r}")
+    if cuda_listed():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise SegmenterDeviceError(f"device 'cuda' was asked for, but {_NO_CUDA_BUILD}")
+    return ["CPUExecutionProvider"]
 
 
 class FaceSegmenter:
@@ -267,6 +290,17 @@ class FaceSegmenter:
         self._output = self.options.stream
         self.provider = self._session.get_providers()[0]
 
+    @property
+    def intra_op_threads(self) -> int:
+        """The threads ONNX Runtime's session really runs each inference on."""
+        return int(self._session.get_session_options().intra_op_num_threads)
+
+    def describe(self) -> str:
+        """Where the network runs, for a user: "CPUExecutionProvider, 2 threads; CUDA is not used: ..."."""
+        threads = self.intra_op_threads
+        text = f"{self.provider}, {threads} thread{'s' if threads != 1 else ''}"
+        return f"{text}; {self.device_note}" if self.device_note else text
+
     def _open_session(self, path: Path):
         import onnxruntime as ort
         if not path.is_file():
@@ -277,12 +311,19 @@ class FaceSegmenter:
         so.inter_op_num_threads = int(self.options.inter_op_threads)
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
-        providers = _providers(self.options.device)
+        device = self.options.device
+        providers = _providers(device)
+        # why the segmenter runs on the CPU although the options asked for "auto" (empty otherwise)
+        self.device_note = "" if device == "cpu" or "CUDAExecutionProvider" in providers else (
+            f"CUDA is not used: {_NO_CUDA_BUILD}")
         try:
             session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise SegmenterModelError(f"could not load the segmentation model {path}: {exc}") from exc
         if "CUDAExecutionProvider" in providers and session.get_providers()[0] != "CUDAExecutionProvider":
+            if device == "cuda":
+                raise SegmenterDeviceError(f"device 'cuda' was asked for, but {_CUDA_DID_NOT_START}")
+            self.device_note = f"CUDA is not used: {_CUDA_DID_NOT_START}"
             session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         inputs = session.get_inputs()
         outputs = {o.name for o in session.get_outputs()}
