@@ -15,10 +15,10 @@ bl_info = {  # read by Blender versions that load legacy add-ons; extensions use
 
 import bpy
 
-from . import (anonymize, bake, camera_match, compositor, demo_head, live, panel, preview,  # noqa: E402
-               properties, retarget_ops)
+from . import (anonymize, bake, camera_match, compositor, demo_head, live, panel, preferences,  # noqa: E402
+               preview, properties, retarget_ops)
 
-_MODULES = (properties, retarget_ops, bake, live, demo_head, camera_match, compositor, preview, anonymize,
+_MODULES = (preferences, properties, retarget_ops, bake, live, demo_head, camera_match, compositor, preview, anonymize,
             panel)
 CLASSES = tuple(cls for module in _MODULES for cls in module.CLASSES)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import bpy
 
-from . import core
+from . import core, preferences
 from .worker import ModalWorker
 
 
@@ -51,6 +51,16 @@ def _detector(fast: bool):
     return detection.MultiFaceDetector(detection.MultiFaceOptions.fast() if fast else detection.MultiFaceOptions())
 
 
+def _anonymize(footage, target, options, segmenter_options, **kwargs):
+    """core.masks.batch.anonymize_clip with a segmenter opened where the preferences say (noted
+    for the panel); any thread."""
+    from .core.masks import batch
+    from .core.segment.segmentation import FaceSegmenter
+    with FaceSegmenter(options=segmenter_options) as segmenter:
+        preferences.remember(segmenter)
+        return batch.anonymize_clip(footage, target, options, segmenter=segmenter, **kwargs)
+
+
 class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
     """Write a copy of the footage with every face blurred, pixelated or filled (Esc cancels)"""
 
@@ -84,7 +94,6 @@ class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
         return footage, target, options
 
     def execute(self, context):
-        from .core.masks import batch
         try:
             footage, target, options = self._prepare(context)
             shown = [time.perf_counter()]
@@ -94,7 +103,8 @@ class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
                     shown[0] = time.perf_counter()
                     print(f"maskcap: anonymised {done}/{total or '?'} frames", flush=True)
 
-            summary = batch.anonymize_clip(footage, target, options, progress=progress, detector=_detector(self.fast))
+            summary = _anonymize(footage, target, options, preferences.segmenter_options(context),
+                                 progress=progress, detector=_detector(self.fast))
         except (core.SourceError, OSError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
@@ -109,12 +119,12 @@ class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
         except (core.SourceError, OSError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
-        from .core.masks import batch
         detector = _detector(self.fast)
+        segmenter_options = preferences.segmenter_options(context)
 
         def work(cancel, progress):
-            return batch.anonymize_clip(footage, target, options, detector=detector, should_stop=cancel.is_set,
-                                        progress=progress)
+            return _anonymize(footage, target, options, segmenter_options, detector=detector,
+                              should_stop=cancel.is_set, progress=progress)
 
         return self.start_worker(context, work, "maskcap-anonymize")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bpy
 
-from . import drive
+from . import drive, preferences
 from . import core
 from .core.capture import filters, retarget
 from .properties import channel_params, one_euro_params
@@ -50,10 +50,20 @@ def check_inputs(scene, footage: str) -> "drive.Rig":
     return rig
 
 
-def tracker_options(settings):
-    # inline identity/focal solves: baking the same clip twice gives the same keyframes
+def tracker_options(settings, context=None):
+    # inline identity/focal solves: baking the same clip twice gives the same keyframes; the
+    # segmenter where the preferences say (compute device, threads)
     from .core.track.tracker import TrackerOptions
-    return TrackerOptions(focal_mm=settings.focal_mm, synchronous_adaptation=True)
+    return TrackerOptions(focal_mm=settings.focal_mm, synchronous_adaptation=True,
+                          segmenter=preferences.segmenter_options(context))
+
+
+def open_tracker(options):
+    """The bake's tracker; where its segmenter runs is noted for the panel (any thread)."""
+    from .core.track.tracker import FaceTracker
+    tracker = FaceTracker(options)
+    preferences.remember(tracker.segmenter)
+    return tracker
 
 
 def finish_bake(scene, rig, take, keep_partial: bool) -> str:
@@ -138,13 +148,17 @@ class MASKCAP_OT_bake(ModalWorker, bpy.types.Operator):
                     shown[0] = time.perf_counter()
                     print(f"maskcap: baked {done}/{total or '?'} frames", flush=True)
 
-            take = take_mod.track_clip(footage, tracker_options=tracker_options(context.scene.maskcap),
-                                       on_progress=progress, mask_dir=masks, max_frames=self.max_frames or None)
+            tracker = open_tracker(tracker_options(context.scene.maskcap, context))
+            try:
+                take = take_mod.track_clip(footage, tracker=tracker, on_progress=progress, mask_dir=masks,
+                                           max_frames=self.max_frames or None)
+            finally:
+                tracker.close()  # track_clip closes it too; not when the source fails first
             message = finish_bake(context.scene, rig, take, keep_partial=True)
         except (drive.TargetError, core.SourceError, OSError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
-        self.report({'INFO'}, f"maskcap: {message}")
+        self.report({'INFO'}, f"maskcap: {message}; segmenter on {preferences.last_run()}")
         return {'FINISHED'}
 
     # ------------------------------------------------------------ modal (UI)
@@ -156,11 +170,15 @@ class MASKCAP_OT_bake(ModalWorker, bpy.types.Operator):
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
         from .core.capture import take as take_mod
-        options = tracker_options(context.scene.maskcap)
+        options = tracker_options(context.scene.maskcap, context)
 
         def work(cancel, progress):
-            return take_mod.track_clip(footage, tracker_options=options, cancel=cancel, mask_dir=masks,
-                                       max_frames=self.max_frames or None, on_progress=progress)
+            tracker = open_tracker(options)
+            try:
+                return take_mod.track_clip(footage, tracker=tracker, cancel=cancel, mask_dir=masks,
+                                           max_frames=self.max_frames or None, on_progress=progress)
+            finally:
+                tracker.close()
 
         self.report({'INFO'}, "maskcap: baking... (Esc cancels)")
         return self.start_worker(context, work, "maskcap-bake")
@@ -173,7 +191,8 @@ class MASKCAP_OT_bake(ModalWorker, bpy.types.Operator):
         except (drive.TargetError, ValueError, RuntimeError) as exc:
             self.report({'ERROR'}, f"maskcap: {exc}")
             return {'CANCELLED'}
-        self.report({'WARNING'} if take.cancelled else {'INFO'}, f"maskcap: {message}")
+        self.report({'WARNING'} if take.cancelled else {'INFO'},
+                    f"maskcap: {message}; segmenter on {preferences.last_run()}")
         return {'CANCELLED'} if take.cancelled and not keep else {'FINISHED'}
 
 

@@ -11,7 +11,7 @@ import time
 import bpy
 import numpy as np
 
-from . import drive, preview
+from . import drive, preferences, preview
 from . import core
 from .core.capture import retarget
 from .properties import channel_params, one_euro_params
@@ -78,7 +78,9 @@ def start(scene, settings) -> "LiveSession":
         source = live_feed.PacedSource(take_mod.open_file_source(path, fps=settings.source_fps))
         name = path
     try:
-        tracker = tracker_mod.FaceTracker(tracker_mod.TrackerOptions(focal_mm=settings.focal_mm))
+        tracker = tracker_mod.FaceTracker(tracker_mod.TrackerOptions(
+            focal_mm=settings.focal_mm, segmenter=preferences.segmenter_options()))
+        preferences.remember(tracker.segmenter)
     except BaseException:
         source.close()
         raise

@@ -1,7 +1,7 @@
 """The sidebar panels in the 3D viewport (tab "maskcap")."""
 import bpy
 
-from . import drive
+from . import drive, preferences
 from . import core
 
 
@@ -85,6 +85,20 @@ class MASKCAP_PT_bake(_Panel, bpy.types.Panel):
         row.operator("maskcap.build_compositor", icon='NODE_COMPOSITING')
 
 
+class MASKCAP_PT_device(_Panel, bpy.types.Panel):
+    bl_label = "Compute device"
+    bl_parent_id = "MASKCAP_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        prefs = preferences.preferences(context)
+        if prefs is not None:  # the same settings as in the add-on's preferences
+            layout.row().prop(prefs, "compute_device", expand=True)
+            layout.prop(prefs, "threads")
+        preferences.draw_status(layout)
+
+
 class MASKCAP_PT_anonymize(_Panel, bpy.types.Panel):
     bl_label = "Anonymise"
     bl_parent_id = "MASKCAP_PT_main"
@@ -166,6 +180,6 @@ class MASKCAP_PT_mapping(_Panel, bpy.types.Panel):
             col.prop(ch, "neutral")
 
 
-CLASSES = (MASKCAP_UL_channels, MASKCAP_PT_main, MASKCAP_PT_live, MASKCAP_PT_bake, MASKCAP_PT_anonymize,
-           MASKCAP_PT_filter,
+CLASSES = (MASKCAP_UL_channels, MASKCAP_PT_main, MASKCAP_PT_live, MASKCAP_PT_bake, MASKCAP_PT_device,
+           MASKCAP_PT_anonymize, MASKCAP_PT_filter,
            MASKCAP_PT_head, MASKCAP_PT_mapping)

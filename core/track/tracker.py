@@ -557,6 +557,12 @@ class FaceTracker:
 
     # ------------------------------------------------------------ lifetime
 
+    @property
+    def segmenter(self):
+        """The FaceSegmenter this tracker runs (None without one): its provider, threads and
+        device_note say where the network really runs."""
+        return self._segmenter
+
     def close(self) -> None:
         if self._adapter is not None:
             self._adapter.close()
