@@ -11,7 +11,7 @@ if [ "${1:-}" = "--training" ]; then
   bash scripts/setup_env.sh --training
   exec .venv-train/bin/python -m pytest -q -m training "$@"
 fi
-bash scripts/setup_env.sh --blender42 --ray
+bash scripts/setup_env.sh --blender --ray
 status=0
 .venv/bin/python -m pytest -q "$@" || status=$?
 if [ "$status" -eq 5 ]; then

@@ -1,4 +1,4 @@
-"""Run a script in headless Blender (bpy 5.0.1, or 4.2.0, as a module) against the INSTALLED maskcap extension.
+"""Run a script in headless Blender (bpy 5.0.1, 4.2.0 or 5.2.3, as a module) against the INSTALLED maskcap extension.
 
 Each run is a subprocess of .venv's Python that sees only what Blender itself ships (bpy, numpy
 and bpy's own requirements, linked into a small site folder) and an isolated Blender user folder
@@ -146,18 +146,36 @@ def blender_site(folder: Path) -> Path:
 
 
 BPY42_VENV = ROOT / ".venv-bpy42"
+BPY52_VENV = ROOT / ".venv-bpy52"
 
 
-def bpy42_site() -> Path | None:
-    """site-packages of .venv-bpy42 (bpy 4.2.0 and what Blender 4.2 ships, nothing else), or None."""
-    found = sorted(BPY42_VENV.glob("lib/python3.11/site-packages/bpy"))
+def venv_site(venv: Path) -> Path | None:
+    """site-packages of a venv holding bpy and what that Blender ships, nothing else (.venv-bpy42:
+    bpy 4.2.0 and numpy 1.26.4; .venv-bpy52: bpy 5.2.3 and numpy 2.3.4), or None without bpy."""
+    found = sorted(venv.glob("lib/python3.*/site-packages/bpy"))
     return found[0].parent if found else None
 
 
-def install(user: BlenderUser, zip_path: Path, timeout: float = 300) -> dict:
-    """Install the zip with Blender's install-from-disk operator, enabled; return where it went."""
-    script = f'''
-import sys, bpy
+def bpy42_site() -> Path | None:
+    return venv_site(BPY42_VENV)
+
+
+def install(user: BlenderUser, zip_path: Path, timeout: float = 300, refused: Path | None = None) -> dict:
+    """Install the zip with Blender's install-from-disk operator, enabled; return where it went.
+    With `refused`, first try that zip (one for other Blender versions): RESULT["refused"] is the
+    operator's error, if it raised one (4.2 prints the reason and finishes), and
+    RESULT["refused_installed"] whether the package landed in the extensions folder anyway."""
+    script = "import os, sys, bpy\n"
+    if refused is not None:
+        script += f'''
+try:
+    bpy.ops.extensions.package_install_files(filepath={str(refused)!r}, repo="user_default", enable_on_install=True)
+    RESULT["refused"] = None
+except RuntimeError as exc:
+    RESULT["refused"] = str(exc)
+RESULT["refused_installed"] = os.path.isdir({str(user.addon_dir)!r}) or {MODULE!r} in sys.modules
+'''
+    script += f'''
 result = bpy.ops.extensions.package_install_files(filepath={str(zip_path)!r}, repo="user_default",
                                                   enable_on_install=True)
 RESULT["install"] = sorted(result)

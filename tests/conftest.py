@@ -18,7 +18,7 @@ CLIP_SECONDS = 2.0
 CLIP_FPS = 30
 
 
-BLENDER_MODULES = {"test_addon_installed", "test_addon_blender42"}
+BLENDER_MODULES = {"test_addon_installed", "test_addon_blenders"}
 DATA_MODULES = {"test_detection", "test_face_model", "test_facs", "test_fitting", "test_robustness",
                 "test_segmentation", "test_take", "test_tracker", "test_addon_installed"}
 
@@ -50,13 +50,21 @@ def work_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def addon_zip(work_dir) -> Path:
-    """The linux-x64 zip, rebuilt each session from the tree (wheels come from build/wheels)."""
+def addon_zips(work_dir) -> dict:
+    """The linux-x64 zips by Blender range ("4.2": Blender 4.2 to 5.0, Python 3.11; "5.1": 5.1 and
+    newer, Python 3.13), rebuilt each session from the tree (wheels come from build/wheels)."""
     import build_addon
 
     if sys.platform != "linux":
-        pytest.skip("the test zip is linux-x64")
-    return build_addon.build_platform(build_addon.PLATFORMS["linux-x64"], work_dir)
+        pytest.skip("the test zips are linux-x64")
+    return {name: build_addon.build_platform(build_addon.PLATFORMS["linux-x64"], work_dir, blender=blender)
+            for name, blender in build_addon.BLENDER_RANGES.items()}
+
+
+@pytest.fixture(scope="session")
+def addon_zip(addon_zips) -> Path:
+    """The zip for Blender 4.2 to 5.0 (what bpy 5.0.1 in .venv installs)."""
+    return addon_zips["4.2"]
 
 
 @pytest.fixture(scope="session")

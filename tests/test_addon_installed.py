@@ -45,10 +45,11 @@ def _manifest(zip_path: Path) -> dict:
         return tomllib.loads(archive.read("blender_manifest.toml").decode())
 
 
-def test_manifest_declares_an_addon_for_blender_4_2_with_camera_and_file_permissions(addon_zip):
+def test_manifest_declares_an_addon_for_blender_4_2_to_5_0_with_camera_and_file_permissions(addon_zip):
     manifest = _manifest(addon_zip)
     assert manifest["schema_version"] == "1.0.0" and manifest["id"] == "maskcap"
     assert manifest["type"] == "add-on" and manifest["blender_version_min"] == "4.2.0"
+    assert manifest["blender_version_max"] == "5.1.0"  # the first version it does not support
     assert manifest["license"] == ["SPDX:GPL-3.0-or-later"]
     assert set(manifest["permissions"]) == {"camera", "files"}
     assert manifest["platforms"] == ["linux-x64"]
@@ -64,7 +65,18 @@ def test_zip_bundles_the_exact_runtime_pins_as_wheels_but_not_numpy(addon_zip):
         assert all(f"wheels/{w}" in archive.namelist() for w in wheels)
     bundled = {build_addon.normalise(w.split("-")[0]): w.split("-")[1] for w in wheels}
     assert bundled == build_addon.runtime_pins()
+    assert all(w.split("-")[2] in ("cp311", "cp37") for w in wheels), wheels  # CPython 3.11, or abi3
     assert "numpy" not in bundled and bundled["onnxruntime"] == build_addon.read_pins(ROOT / "requirements.txt")["onnxruntime"]
+
+
+def test_the_zip_for_blender_5_1_and_newer_carries_the_same_pins_for_python_3_13(addon_zips):
+    import build_addon
+
+    manifest = _manifest(addon_zips["5.1"])
+    assert manifest["blender_version_min"] == "5.1.0" and "blender_version_max" not in manifest
+    wheels = [Path(w).name for w in manifest["wheels"]]
+    assert {build_addon.normalise(w.split("-")[0]): w.split("-")[1] for w in wheels} == build_addon.runtime_pins()
+    assert all(w.split("-")[2] in ("cp313", "cp37") for w in wheels), wheels
 
 
 def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(addon_zip):
@@ -211,6 +223,16 @@ def draw_all_panels():
             except Exception as error:
                 draw_problems.append(f"{cls.__name__}: {type(error).__name__}: {error}")
 
+def draw_preferences():
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    stand_in = type("Drawn", (), {"layout": Layout(), "bl_rna": prefs.bl_rna,
+                                  "compute_device": prefs.compute_device, "threads": prefs.threads})()
+    try:
+        type(prefs).draw(stand_in, bpy.context)
+    except Exception as error:
+        draw_problems.append(f"preferences: {type(error).__name__}: {error}")
+
+draw_preferences()
 s.channel_index = 5
 draw_all_panels()                                  # a mapped ARKit rig, a file source
 s.source_type = "CAMERA"
@@ -320,7 +342,9 @@ def test_the_panels_offer_the_source_target_live_bake_and_mapping_controls(basic
     for item in ("prop:source_type", "prop:source_path", "prop:camera_index", "prop:target",
                  "prop:head_object", "operator:maskcap.live_start", "operator:maskcap.bake",
                  "operator:maskcap.build_compositor", "operator:maskcap.auto_map", "prop:gain",
-                 "prop:clamp_max", "operator:maskcap.anonymize_clip", "label:a report"):
+                 "prop:clamp_max", "operator:maskcap.anonymize_clip", "label:a report",
+                 "prop:compute_device", "prop:threads",
+                 "label:Segmenter: starts with the next bake, live session or anonymise run"):
         assert item in drawn, item
 
 
@@ -392,7 +416,10 @@ RESULT["camera"] = {"name": scene.camera.name, "lens_mm": scene.camera.data.lens
 bpy.ops.maskcap.build_compositor()
 RESULT["tree_valid"] = pkg.compositor.tree_is_valid(scene.compositing_node_group)
 render_still(RENDER_FRAME, RENDER)
+bpy.context.preferences.addons[MODULE].preferences.threads = 2
 bpy.ops.maskcap.anonymize_clip(filepath=ANON_CLIP, method="fill", fast=True, output=ANON_OUT)
+RESULT["anonymize_segmenter"] = pkg.preferences.last_run()
+bpy.context.preferences.addons[MODULE].preferences.threads = 1
 
 # the UI path (modal operators do not run in background mode): invoke, then timer events, with a
 # stand-in window manager; once to the end, once cancelled with Esc after the first event
@@ -547,6 +574,10 @@ def test_anonymising_footage_writes_every_frame_with_the_face_filled_and_the_res
         assert changed.mean() > 0.02, "no face was covered"
         h, w = changed.shape
         assert changed[:, : w // 8].mean() < 0.01 and changed[: h // 10].mean() < 0.01  # edges untouched
+
+
+def test_anonymising_opens_its_segmenter_where_the_preferences_say(baked):
+    assert baked["anonymize_segmenter"].startswith("CPUExecutionProvider, 2 threads; CUDA is not used")
 
 
 def test_bake_keys_every_frame_of_the_clip(baked):
