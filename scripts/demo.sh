@@ -24,11 +24,11 @@ if [ -e "$clip" ]; then
 else
   echo "no clip to track at $clip (pass one: bash scripts/demo.sh my_clip.mp4)"
 fi
-# The Blender add-on, headless: build the extension zip, install it into bpy (user folder under
+# The Blender add-on, headless: build the extension zip for Blender 4.2 to 5.0, install it into bpy 5.0.1 (user folder under
 # out/blender_user), add the demo head, bake a clip (yours when given, else a demo clip made from
 # scikit-image's astronaut photo), build the compositor tree, render a few frames, and write
 # out/demo.blend, out/demo_take.npz, out/demo_render/ and out/demo_contact_sheet.png.
-addon_zip=$(.venv/bin/python build_addon.py --platform linux-x64 | tail -n 1 | cut -d' ' -f1)
+addon_zip=$(.venv/bin/python build_addon.py --platform linux-x64 --blender 4.2 | tail -n 1 | cut -d' ' -f1)
 echo "built $addon_zip"
 bake_clip=${1:-}
 if [ -z "$bake_clip" ]; then
