@@ -12,7 +12,8 @@ build/, written by training/segmenter/train.py, when present). Also celebamask_m
 and without ears, and the Viola-Jones box instead of the label box.
 Timed in the same run, interleaved with the shipped configuration (the int8 network, one view):
 the map averaged with the mirrored crop's (SegmenterOptions.mirror_average, the row beside Table
-1 "+mirror"), the same network in float (build/segmenter_float.onnx, written by
+1 "+mirror"), the graph cut on 4 neighbours with the binary paste (the edges before
+evaluation.mask_edges' "after"), the same network in float (build/segmenter_float.onnx, written by
 training.segmenter.quantize), and with --before FILE another segmenter file (e.g. the one
 shipped before: `git show c225622:models/segmenter.onnx > build/segmenter_deep_float_shipped.onnx`); ratios
 are to the shipped configuration's medians.
@@ -72,7 +73,9 @@ FLOAT_GRAPH = REPO / "build" / "segmenter_float.onnx"
 def configurations(before: Path | None = None) -> dict[str, FaceSegmenter]:
     """The shipped segmenter and the same-run baselines that exist on this checkout."""
     configs = {"shipped (int8)": FaceSegmenter(),
-               "int8, mirror-averaged": FaceSegmenter(options=SegmenterOptions(mirror_average=True))}
+               "int8, mirror-averaged": FaceSegmenter(options=SegmenterOptions(mirror_average=True)),
+               "4-neighbour graph cut, binary paste": FaceSegmenter(options=SegmenterOptions(
+                   graph_cut_neighbours=4, smooth_edges=False, grow_cut_crops=False))}
     if FLOAT_GRAPH.exists():
         configs["same network in float"] = FaceSegmenter(FLOAT_GRAPH)
     if before is not None:

@@ -98,9 +98,11 @@ class TakeBuilder:
 
 
 def write_mask(folder: str | Path, index: int, mask: np.ndarray | None, size: tuple[int, int]) -> None:
-    """Frame `index` (0-based) as folder/mask_{index+1:06d}.png: 255 face, 0 elsewhere."""
+    """Frame `index` (0-based) as folder/mask_{index+1:06d}.png: 255 face, 0 elsewhere, the outline
+    anti-aliased over about two pixels (the compositor's mix factor: no jagged edge)."""
+    from ..segment.segmentation import alpha_from_mask
     w, h = size
-    image = np.zeros((h, w), np.uint8) if mask is None else (np.asarray(mask) > 0).astype(np.uint8) * 255
+    image = np.zeros((h, w), np.uint8) if mask is None else alpha_from_mask(mask)
     write_image(Path(folder) / MASK_PATTERN.format(index + 1), image)
 
 

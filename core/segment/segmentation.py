@@ -29,7 +29,8 @@ from ..io.files import shipped_model_path
 from ..io.image_input import as_bgr_uint8
 
 __all__ = ["FaceSegmenter", "SegmenterOptions", "SegmenterDeviceError", "DEVICES", "cuda_listed", "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE",
-           "default_segmenter_path", "streams_model_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE"]
+           "default_segmenter_path", "streams_model_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE",
+           "paste_crop_mask", "alpha_from_mask", "cut_sides", "grown_crop_box"]
 
 CROP_SIZE = 128
 STREAM_OUTPUTS = ("fused", "fcn", "deconv")
@@ -72,6 +73,12 @@ class SegmenterOptions:
       machine to the tracker.
     stream: which network output to use, "fused" (default), "fcn" or "deconv" (for ablations).
     graph_cut: refine the 128x128 map with the graph cut of Eq. 1; otherwise threshold it.
+    graph_cut_neighbours: 8 (default) measures a cut by its Euclidean length; 4 is Eq. 1's grid as
+      the paper writes it, whose cuts run straight along rows and columns where the map is unsure.
+    smooth_edges: paste the 128 px mask into the frame through a smooth field (paste_crop_mask),
+      not as a binary mask upsampled and cut (stair steps of side/128 pixels).
+    grow_cut_crops: when the mask runs out of its crop inside the frame, segment once more in a
+      crop grown towards that side (cut_sides, grown_crop_box) instead of cutting the face straight.
     mirror_average: average the map with the map of the mirrored crop (mirrored back): a
       two-view ensemble of the same network, a little more IoU for twice the network's time
       (off by default: it takes the probability map past its 5 ms budget; README, Segmentation).
@@ -85,8 +92,11 @@ class SegmenterOptions:
     mirror_average: bool = False
     graph_cut_lambda: float = 10.0
     graph_cut_sigma: float = 5.0
+    graph_cut_neighbours: int = 8
     threshold: float = 0.5
     crop_scale: float = CROP_SCALE_FROM_FACE
+    smooth_edges: bool = True
+    grow_cut_crops: bool = True
 
 
 @dataclass
@@ -169,19 +179,55 @@ def _contrast_weights(gray: np.ndarray, lam: float, sigma: float) -> np.ndarray:
                            table[np.abs(g[1:, :] - g[:-1, :]).ravel()]])
 
 
+@functools.lru_cache(maxsize=4)
+def _diagonal_pairs(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node indices (i, j) of every diagonal pair: down-right row by row, then down-left."""
+    index = np.arange(height * width, dtype=np.int32).reshape(height, width)
+    i = np.concatenate([index[:-1, :-1].ravel(), index[:-1, 1:].ravel()])
+    j = np.concatenate([index[1:, 1:].ravel(), index[1:, :-1].ravel()])
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
+
+
+def _diagonal_contrast_weights(gray: np.ndarray, lam: float, sigma: float) -> np.ndarray:
+    """The contrast weight of every pair of `_diagonal_pairs`."""
+    g = gray.astype(np.int16)
+    table = _contrast_table(float(lam), float(sigma))
+    return np.concatenate([table[np.abs(g[1:, 1:] - g[:-1, :-1]).ravel()],
+                           table[np.abs(g[1:, :-1] - g[:-1, 1:]).ravel()]])
+
+
+# 8 neighbours with these shares of each pair's weight make a cut's cost close to its Euclidean
+# length (Boykov and Kolmogorov, ICCV 2003: a pair's weight is proportional to the angle it covers
+# over its length, pi/4 for each of the 8 directions), scaled so that a horizontal or vertical cut
+# costs what it costs with 4 neighbours. With 4 neighbours a cut is measured in city-block length:
+# where the map is unsure it runs straight along a row or a column (a flat chin, a straight cheek).
+AXIS_SHARE_8 = 1.0 / (1.0 + math.sqrt(2.0))
+DIAGONAL_SHARE_8 = AXIS_SHARE_8 / math.sqrt(2.0)
+
+
 def graph_cut_refine(probability: np.ndarray, gray: np.ndarray, lam: float = 10.0, sigma: float = 5.0,
-                     eps: float = 1e-4) -> np.ndarray:
+                     eps: float = 1e-4, neighbours: int = 4) -> np.ndarray:
     """Binary face mask minimising Eq. 1: sum of -log p (face) / -log(1-p) (not face) plus
     lam * exp(-(I_i - I_j)^2 / (2 sigma^2)) for every 4-neighbour pair with different labels.
-    `gray` is the crop's uint8 intensity at the map's resolution. The grid's edges go in with one
-    vectorised call (PyMaxflow's structured add_grid_edges took half the time)."""
+    `gray` is the crop's uint8 intensity at the map's resolution. neighbours=8 adds the diagonal
+    pairs and shares each pair's weight so that a cut's cost follows its Euclidean length
+    (AXIS_SHARE_8, DIAGONAL_SHARE_8) instead of its city-block length. The grid's edges go in with
+    one vectorised call (PyMaxflow's structured add_grid_edges took half the time)."""
     import maxflow
     if gray.dtype != np.uint8 or gray.shape != probability.shape:
         raise ValueError(f"gray must be uint8 of the map's shape {probability.shape}, got {gray.dtype} {gray.shape}")
+    if neighbours not in (4, 8):
+        raise ValueError(f"neighbours must be 4 or 8, got {neighbours!r}")
     height, width = probability.shape
     p = np.clip(probability.astype(np.float32), np.float32(eps), np.float32(1.0 - eps))
     i, j = _grid_pairs(height, width)
     weights = _contrast_weights(gray, lam, sigma)
+    if neighbours == 8:
+        di, dj = _diagonal_pairs(height, width)
+        i, j = np.concatenate([i, di]), np.concatenate([j, dj])
+        weights = np.concatenate([weights * np.float32(AXIS_SHARE_8),
+                                  _diagonal_contrast_weights(gray, lam, sigma) * np.float32(DIAGONAL_SHARE_8)])
     graph = maxflow.GraphFloat(height * width, len(i))
     nodes = graph.add_grid_nodes((height, width))
     graph.add_edges(i, j, weights, weights)
@@ -230,6 +276,65 @@ def extract_crop(frame: np.ndarray, crop_box, size: int = CROP_SIZE) -> np.ndarr
         region = cv2.resize(region, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(region, (size, size), interpolation=interp)
+
+
+# The 128 px crop mask reaches the frame through a smooth field: blurred by EDGE_SIGMA crop pixels,
+# upsampled bilinearly and cut at 0.5 there, so that its outline is smooth at the frame's resolution
+# (a binary 128 px mask upsampled and cut shows stair steps side/128 frame pixels tall: 3.75 px for a
+# 480 px crop). evaluation/mask_edges.py measures IoU and the boundary F-score of both pastes.
+EDGE_SIGMA = 1.0
+# A mask with at least CUT_MIN_PIXELS of its pixels on a crop's outer CUT_EDGE_PX rows or columns,
+# on a side where the crop lies inside the frame, was cut by the crop (a chin below a crop placed
+# on the previous frame's face): the crop grows by CROP_GROWTH of its side towards each such side
+# and the face is segmented once more there.
+CUT_EDGE_PX = 2
+CUT_MIN_PIXELS = 3
+CROP_GROWTH = 0.3
+# The anti-aliased alpha of a frame mask (alpha_from_mask): a Gaussian of this many frame pixels.
+ALPHA_SIGMA_PX = 0.75
+
+
+def mask_field(crop_mask: np.ndarray, sigma: float = EDGE_SIGMA) -> np.ndarray:
+    """The crop mask as a smooth float32 field in [0, 1] whose 0.5 level is its outline."""
+    import cv2
+    return cv2.GaussianBlur(crop_mask.astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def paste_crop_mask(crop_mask: np.ndarray, crop_box, frame_shape, smooth: bool = True) -> np.ndarray:
+    """HxW uint8 {0, 1}: a 128x128 {0, 1} crop mask at the frame's resolution. smooth: through
+    mask_field (an outline without stair steps); otherwise the binary mask upsampled and cut."""
+    if not smooth:
+        return (paste_crop_map(crop_mask * np.uint8(255), crop_box, frame_shape, np.uint8) > 127).astype(np.uint8)
+    return (paste_crop_map(mask_field(crop_mask), crop_box, frame_shape, np.float32) >= 0.5).astype(np.uint8)
+
+
+def alpha_from_mask(mask: np.ndarray, sigma_px: float = ALPHA_SIGMA_PX) -> np.ndarray:
+    """HxW uint8 0..255: a {0, 1} frame mask with its outline anti-aliased (for compositing)."""
+    import cv2
+    soft = cv2.GaussianBlur((np.asarray(mask) > 0).astype(np.float32), (0, 0), sigma_px,
+                            borderType=cv2.BORDER_REPLICATE)
+    return np.clip(np.rint(soft * 255.0), 0, 255).astype(np.uint8)
+
+
+def cut_sides(crop_mask: np.ndarray, crop_box, frame_shape) -> tuple[str, ...]:
+    """The sides ("left", "top", "right", "bottom") where the crop mask runs out of its crop while
+    the crop lies inside the frame there (at the frame's own edge the face simply leaves the picture)."""
+    x0, y0, side = _integer_crop(crop_box)
+    h, w = frame_shape[:2]
+    e = CUT_EDGE_PX
+    edges = {"left": (crop_mask[:, :e], x0 > 0), "top": (crop_mask[:e, :], y0 > 0),
+             "right": (crop_mask[:, -e:], x0 + side < w), "bottom": (crop_mask[-e:, :], y0 + side < h)}
+    return tuple(name for name, (strip, inside) in edges.items() if inside and int(strip.sum()) >= CUT_MIN_PIXELS)
+
+
+def grown_crop_box(crop_box, sides, growth: float = CROP_GROWTH) -> tuple[float, float, float, float]:
+    """The square crop grown by `growth` of its side and moved so that each cut side gains all of
+    it (both sides of an axis cut, or neither: grown evenly about the centre)."""
+    x, y, side, _ = (float(v) for v in crop_box)
+    extra = growth * side
+    shift_x = 0.5 * extra * (("right" in sides) - ("left" in sides))
+    shift_y = 0.5 * extra * (("bottom" in sides) - ("top" in sides))
+    return (x - extra / 2 + shift_x, y - extra / 2 + shift_y, side + extra, side + extra)
 
 
 def paste_crop_map(crop_map: np.ndarray, crop_box, frame_shape, dtype) -> np.ndarray:
@@ -366,8 +471,14 @@ class FaceSegmenter:
         crop = extract_crop(frame, crop_box)
         prob = self._infer(crop)
         crop_mask = self.refine(prob, crop)
-        mask = paste_crop_map(crop_mask * np.uint8(255), crop_box, frame.shape, np.uint8)
-        mask = (mask > 127).astype(np.uint8)
+        if self.options.grow_cut_crops:
+            sides = cut_sides(crop_mask, crop_box, frame.shape)
+            if sides:  # the face runs out of the crop: once more in a crop grown that way
+                crop_box = grown_crop_box(crop_box, sides)
+                crop = extract_crop(frame, crop_box)
+                prob = self._infer(crop)
+                crop_mask = self.refine(prob, crop)
+        mask = paste_crop_mask(crop_mask, crop_box, frame.shape, self.options.smooth_edges)
         return SegmentationResult(mask, prob, crop_box, face_box, crop_mask)
 
     def segment(self, image, box=None) -> np.ndarray:
@@ -391,11 +502,18 @@ class FaceSegmenter:
         faces = []
         for face_box, crop_box, crop, prob in zip(face_boxes, crop_boxes, crops, probabilities):
             crop_mask = central_components(self.refine(prob, crop), self.options.crop_scale)
+            if self.options.grow_cut_crops and crop_mask.any():
+                sides = cut_sides(crop_mask, crop_box, frame.shape)
+                if sides:  # the face runs out of the crop: once more in a crop grown that way
+                    crop_box = grown_crop_box(crop_box, sides)
+                    crop = extract_crop(frame, crop_box)
+                    prob = self._infer(crop)
+                    crop_mask = central_components(self.refine(prob, crop), self.options.crop_scale * (1 + CROP_GROWTH))
             score = float(prob[crop_mask > 0].mean()) if crop_mask.any() else 0.0
             if score < min_score:
                 continue
-            mask = paste_crop_map(crop_mask * np.uint8(255), crop_box, frame.shape, np.uint8)
-            faces.append(FaceMask(face_box, (mask > 127).astype(np.uint8), score, crop_box))
+            mask = paste_crop_mask(crop_mask, crop_box, frame.shape, self.options.smooth_edges)
+            faces.append(FaceMask(face_box, mask, score, crop_box))
         return faces
 
     def refine(self, probability: np.ndarray, crop_bgr: np.ndarray) -> np.ndarray:
@@ -404,7 +522,8 @@ class FaceSegmenter:
             return (probability >= self.options.threshold).astype(np.uint8)
         import cv2
         gray = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2GRAY)
-        return graph_cut_refine(probability, gray, self.options.graph_cut_lambda, self.options.graph_cut_sigma)
+        return graph_cut_refine(probability, gray, self.options.graph_cut_lambda, self.options.graph_cut_sigma,
+                                neighbours=self.options.graph_cut_neighbours)
 
     def infer_crops(self, crops_bgr: np.ndarray) -> np.ndarray:
         """(N, 128, 128) probabilities of a batch of (N, 128, 128, 3) uint8 BGR crops."""
