@@ -3,7 +3,6 @@
 Built from models/face_model.npz (core.face.face_model), in metres, in the scene's head axes (by
 default facing -Y with +Z up), so that a new user sees results without a rig of their own.
 """
-import math
 
 import bpy
 import numpy as np
@@ -23,6 +22,47 @@ def _to_blender(points_cm: np.ndarray, axes: np.ndarray) -> np.ndarray:
     return (points_cm.astype(np.float64) @ axes.T) * 0.01
 
 
+def skin_material():
+    """maskcap_skin: a light skin tone, a little subsurface scattering and a soft sheen of
+    specular, so that the render shows the face's shape (and the viewport colour for Solid)."""
+    material = bpy.data.materials.get("maskcap_skin") or bpy.data.materials.new("maskcap_skin")
+    material.diffuse_color = SKIN
+    material.use_nodes = True
+    shader = next((n for n in material.node_tree.nodes if n.type == 'BSDF_PRINCIPLED'), None)
+    if shader is None:
+        return material
+    values = {"Base Color": SKIN, "Roughness": 0.45, "Subsurface Weight": 0.08,
+              "Subsurface Radius": (0.9, 0.35, 0.2), "Subsurface Scale": 0.004, "Specular IOR Level": 0.35,
+              "Coat Weight": 0.0}
+    for name, value in values.items():
+        socket = shader.inputs.get(name)
+        if socket is not None:  # the Principled BSDF's inputs are 4.0's and later's names
+            socket.default_value = value
+    return material
+
+
+# Key and fill, in the head's frame (units of metres: x the subject's left, y up, z out of the face):
+# the key high on the subject's right and in front, the fill low on the left at a third of its power,
+# so that the face is lit from the camera's side and its shape reads; (name, place, watts, size)
+LIGHTS = (("maskcap_key", (-0.45, 0.35, 0.7), 8.0, 0.3),
+          ("maskcap_fill", (0.55, 0.0, 0.6), 2.0, 0.5))
+
+
+def add_lights(scene, collection, axes: np.ndarray) -> None:
+    """Area lights aimed at the head (at the origin), each unless the scene has it already."""
+    from mathutils import Vector
+    for name, place, watts, size in LIGHTS:
+        if scene.objects.get(name) is not None:
+            continue
+        data = bpy.data.lights.new(name, 'AREA')
+        data.energy, data.size = watts, size
+        light = bpy.data.objects.new(name, data)
+        light.location = Vector((axes @ np.asarray(place)).tolist())
+        # an area light shines along its -Z: turn -Z towards the head
+        light.rotation_euler = (-light.location).to_track_quat('-Z', 'Y').to_euler()
+        collection.objects.link(light)
+
+
 def build_demo_head(context) -> tuple:
     """Add the head mesh (parented to an empty) to the scene; returns (mesh object, control)."""
     from .core.face.face_model import load_face_model
@@ -34,9 +74,7 @@ def build_demo_head(context) -> tuple:
     mesh.from_pydata(_to_blender(model.neutral, axes).tolist(), [], faces)
     mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), bool))
     mesh.update()
-    material = bpy.data.materials.get("maskcap_skin") or bpy.data.materials.new("maskcap_skin")
-    material.diffuse_color = SKIN
-    mesh.materials.append(material)
+    mesh.materials.append(skin_material())
 
     obj = bpy.data.objects.new(MESH_NAME, mesh)
     control = bpy.data.objects.new(CONTROL_NAME, None)
@@ -47,11 +85,7 @@ def build_demo_head(context) -> tuple:
     collection.objects.link(obj)
     obj.parent = control
 
-    if not any(o.type == 'LIGHT' for o in context.scene.objects):  # so that a render shows the face
-        light = bpy.data.objects.new("maskcap_light", bpy.data.lights.new("maskcap_light", 'SUN'))
-        light.data.energy = 3.0
-        light.rotation_euler = (math.radians(60), 0.0, math.radians(-20))
-        collection.objects.link(light)
+    add_lights(context.scene, collection, axes)
     obj[DEMO_PROP] = [0.0] * model.num_identity  # the identity its vertices have now
     obj.shape_key_add(name="Basis", from_mix=False)
     for i, name in enumerate(core.FACS_NAMES):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 RENDERS = 5           # frames rendered evenly across the take (the demo clip's middle one has the hand)
-RENDER_SAMPLES = 16   # Cycles samples per frame (CPU, no denoiser): a few seconds each at 640x480
+RENDER_SAMPLES = 32   # Cycles samples per frame (CPU, OpenImageDenoise when this build has it): a few seconds each
 
 
 def isolate_blender_user(folder: Path) -> None:
@@ -60,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"installing {args.zip} failed: {result}", file=sys.stderr)
         return 1
     pkg = sys.modules["bl_ext.user_default.maskcap"]
+    import importlib
+
+    def engine(name: str):  # the add-on's vendored core, e.g. engine("io.files")
+        return importlib.import_module(f"{pkg.__name__}.core.{name}")
     print(f"installed the add-on into {Path(pkg.__file__).parent} ({time.perf_counter() - started:.1f} s)")
 
     scene = bpy.context.scene
-    cube = bpy.data.objects.get("Cube")
-    if cube is not None:  # the startup cube would enclose the head at the origin
-        bpy.data.objects.remove(cube)
+    for name in ("Cube", "Light"):  # the startup cube would enclose the head; the demo head brings its lights
+        if bpy.data.objects.get(name) is not None:
+            bpy.data.objects.remove(bpy.data.objects[name])
     blend = out / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))  # so that the masks go beside it ("//")
     bpy.ops.maskcap.add_demo_head()
@@ -79,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(f"baked {len(take)} frames ({take.tracked} tracked) in {seconds:.1f} s, "
           f"{len(take) / seconds:.1f} fps (including the tracker's first-use compile)")
-    files = pkg.engine.load("files")
+    files = engine("io.files")
     files.write_npz(out / "demo_take.npz", fps=take.fps, size=take.size, frame_index=take.frame_index,
                     time_s=take.time_s, ok=take.ok, confidence=take.confidence, blendshapes=take.blendshapes,
-                    facs_names=list(pkg.engine.core.FACS_NAMES), rotation=take.rotation,
+                    facs_names=list(pkg.core.FACS_NAMES), rotation=take.rotation,
                     translation_cm=take.translation_cm, focal_px=take.focal_px, landmarks=take.landmarks)
 
     bpy.ops.maskcap.camera_match()
@@ -90,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     scene.render.engine = 'CYCLES'
     scene.cycles.device = 'CPU'
     scene.cycles.samples = RENDER_SAMPLES
-    scene.cycles.use_denoising = False
+    import _cycles
+    scene.cycles.use_denoising = bool(getattr(_cycles, "with_openimagedenoise", False))
+    if scene.cycles.use_denoising:
+        scene.cycles.denoiser = 'OPENIMAGEDENOISE'
     first = settings.take_frame_start
     frames = [first + round(i * (len(take) - 1) / (RENDERS - 1)) for i in range(RENDERS)]
     composites = []
@@ -102,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         bpy.ops.render.render(write_still=True)
         composites.append(cv2.imread(scene.render.filepath))
     print(f"rendered frames {frames} into {out / 'demo_render'}")
-    source = pkg.engine.load("take").open_file_source(str(clip), fps=settings.source_fps)
+    source = engine("capture.take").open_file_source(str(clip), fps=settings.source_fps)
     footage = footage_frames(source, [f - first for f in frames])
     # footage on the top row, the composites below
-    sheet = pkg.engine.load("preview").contact_sheet(footage + composites, columns=len(footage))
+    sheet = engine("capture.preview").contact_sheet(footage + composites, columns=len(footage))
     files.write_image(out / "demo_contact_sheet.png", sheet)
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     print(f"wrote {blend}, {out / 'demo_take.npz'} and {out / 'demo_contact_sheet.png'}")
