@@ -101,9 +101,10 @@ def evaluate_photos(folder: Path, scales=(1, 3), limit: int | None = None) -> di
     results = {}
     for scale in scales:
         scores = {name: {"iou": [], "precision": [], "recall": [], "f": []} for name in VARIANTS}
-        grown, t0 = 0, time.perf_counter()
+        grown, t0, size = 0, time.perf_counter(), 0
         for i in range(count):
             image, face = upscaled(*source.load(i), scale)
+            size = max(size, *face.shape)
             box = label_box(face)
             for name, segmenter in segmenters.items():
                 run = segmenter.run(image, box) if box is not None else None
@@ -117,14 +118,14 @@ def evaluate_photos(folder: Path, scales=(1, 3), limit: int | None = None) -> di
                 if name == "after" and run is not None and run.crop_box != _placed_crop(box):
                     grown += 1
         results[f"scale{scale}"] = {
-            "images": count, "size_px": int(250 * scale), "crops_grown": grown,
+            "images": count, "size_px": int(size), "crops_grown": grown,
             "seconds": round(time.perf_counter() - t0, 1),
             **{name: {k: round(float(np.mean(v)), 4) for k, v in s.items()} for name, s in scores.items()}}
         r = results[f"scale{scale}"]
         for name in VARIANTS:
-            print(f"lfw_parts validation x{scale} ({r['size_px']} px) {name:12s}: IoU {r[name]['iou']:.4f}  "
-                  f"boundary F {r[name]['f']:.4f} (precision {r[name]['precision']:.4f}, recall {r[name]['recall']:.4f})",
-                  flush=True)
+            m = r[name]
+            print(f"lfw_parts validation x{scale} ({r['size_px']} px) {name:12s}: IoU {m['iou']:.4f}  boundary F "
+                  f"{m['f']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f})", flush=True)
         print(f"  crops grown: {grown} of {count}", flush=True)
     for segmenter in segmenters.values():
         segmenter.close()

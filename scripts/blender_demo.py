@@ -2,7 +2,7 @@
 add the demo head, bake a clip, match the camera, build the Fig. 5 compositor tree, render a few
 frames, and write the .blend, the take and a contact sheet (footage above, composite below).
 
-    .venv/bin/python scripts/blender_demo.py --zip dist/maskcap-0.1.0-linux-x64.zip \
+    .venv/bin/python scripts/blender_demo.py --zip dist/maskcap-0.1.0-linux-x64-blender4.2-5.0.zip \
         --clip out/demo_clip.mp4 --out out
 """
 from __future__ import annotations

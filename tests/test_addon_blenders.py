@@ -73,8 +73,8 @@ RESULT["segmenter_ran_on"] = pkg.preferences.last_run()
 RESULT["keys"] = fcurves(bpy.data.objects["maskcap_head"].data.shape_keys)
 RESULT["head"] = fcurves(bpy.data.objects["maskcap_head_control"])
 RESULT["take_frames"] = s.take_frames
-RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir),
-                              importlib.import_module(pkg.__name__ + ".core.capture.take").MASK_PATTERN.format(RENDER_FRAME))
+take_module = importlib.import_module(pkg.__name__ + ".core.capture.take")
+RESULT["mask"] = os.path.join(bpy.path.abspath(s.take_mask_dir), take_module.MASK_PATTERN.format(RENDER_FRAME))
 bpy.ops.maskcap.camera_match()
 bpy.ops.maskcap.build_compositor()
 RESULT["has_compositing_node_group"] = hasattr(scene, "compositing_node_group")

@@ -28,9 +28,10 @@ from ..detect.detection import (CROP_SCALE_FROM_FACE, crop_box_from_face_box, de
 from ..io.files import shipped_model_path
 from ..io.image_input import as_bgr_uint8
 
-__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmenterDeviceError", "DEVICES", "cuda_listed", "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE",
-           "default_segmenter_path", "streams_model_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE",
-           "paste_crop_mask", "alpha_from_mask", "cut_sides", "grown_crop_box"]
+__all__ = ["FaceSegmenter", "SegmenterOptions", "SegmenterDeviceError", "DEVICES", "cuda_listed",
+           "SegmentationResult", "SegmenterModelError", "FaceMask", "DEFAULT_MIN_SCORE", "default_segmenter_path",
+           "streams_model_path", "graph_cut_refine", "merge_face_masks", "CROP_SIZE", "paste_crop_mask",
+           "alpha_from_mask", "cut_sides", "grown_crop_box"]
 
 CROP_SIZE = 128
 STREAM_OUTPUTS = ("fused", "fcn", "deconv")
@@ -508,7 +509,8 @@ class FaceSegmenter:
                     crop_box = grown_crop_box(crop_box, sides)
                     crop = extract_crop(frame, crop_box)
                     prob = self._infer(crop)
-                    crop_mask = central_components(self.refine(prob, crop), self.options.crop_scale * (1 + CROP_GROWTH))
+                    crop_mask = central_components(self.refine(prob, crop),
+                                                   self.options.crop_scale * (1 + CROP_GROWTH))
             score = float(prob[crop_mask > 0].mean()) if crop_mask.any() else 0.0
             if score < min_score:
                 continue
