@@ -189,7 +189,7 @@ tags = ["Animation", "Rigging"]
 blender_version_min = "{blender.version_min}"
 {version_max}
 license = ["SPDX:GPL-3.0-or-later"]
-copyright = ["2026 the maskcap developers", "ICT-FaceKit face model: see models/ICT-FaceKit-LICENSE.txt"]
+copyright = ["2026 the maskcap developers", "ICT-FaceKit face model: see models/ICT-FaceKit-LICENSE.txt", "CenterFace face detector (StarClouds, MIT): see models/CenterFace-LICENSE.txt"]
 
 platforms = ["{platform.name}"]
 

@@ -119,7 +119,6 @@ def maskcap_video(frames: np.ndarray):
     identity/focal solve, and the threaded Pipeline's frame rate."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from core.track.adaptation import AdaptationOptions
-    from core.detect.detection import detect_faces
     from core.face.fitting import fit_identity_focal
     from core.track.pipeline import Pipeline
     from core.segment.segmentation import extract_crop
@@ -149,7 +148,7 @@ def maskcap_video(frames: np.ndarray):
             results.append(result)
         segmenter = tracker._segmenter
         for image, result in zip(images, results):
-            stages["detection"].append(timed(detect_faces, image)[1])
+            stages["detection"].append(timed(tracker._detect, image)[1])
             if result.face_box is None:
                 continue
             (prob, crop_box), net_ms = timed(segmenter.crop_probability, image, result.face_box)

@@ -47,8 +47,8 @@ def output_path(footage: str, method: str, chosen: str = "") -> tuple[str, str |
 
 
 def _detector(fast: bool):
-    from .core.detect import detection
-    return detection.MultiFaceDetector(detection.MultiFaceOptions.fast() if fast else detection.MultiFaceOptions())
+    from .core.detect import cnn
+    return cnn.CnnFaceDetector(cnn.CnnDetectorOptions.fast() if fast else cnn.CnnDetectorOptions())
 
 
 def _anonymize(footage, target, options, segmenter_options, **kwargs):
@@ -78,7 +78,7 @@ class MASKCAP_OT_anonymize_clip(ModalWorker, bpy.types.Operator):
         ('pixelate', "Pixelate", "Coarse blocks inside the face"),
         ('fill', "Fill", "Solid colour inside the face")))
     fast: bpy.props.BoolProperty(name="Fast detection", default=False,
-                                 description="Fewer detector passes: several times quicker, misses more turned faces")
+                                 description="The detector on a smaller frame: about twice as quick, misses more small and grey faces")
     output: bpy.props.StringProperty(name="Output", default="", subtype='FILE_PATH',
                                      description="The .mp4 to write; empty: beside the .blend")
 

@@ -85,7 +85,8 @@ def test_zip_holds_the_addon_at_its_root_with_core_and_models_vendored_inside(ad
     with zipfile.ZipFile(addon_zip) as archive:
         names = set(archive.namelist())
     assert {"__init__.py", "core/__init__.py", "core/track/tracker.py", "models/segmenter.onnx",
-            "models/regressor.npz", "models/face_model.npz", "models/ICT-FaceKit-LICENSE.txt", "LICENSE"} <= names
+            "models/regressor.npz", "models/face_model.npz", "models/ICT-FaceKit-LICENSE.txt", "LICENSE",
+            "models/face_detector.onnx", "models/CenterFace-LICENSE.txt"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert "models/segmenter_streams.onnx" not in names  # training's source and ablations; never loaded there
 

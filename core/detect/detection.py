@@ -1,9 +1,11 @@
-"""Face boxes: OpenCV's bundled Viola-Jones cascades, and the segmenter's crop.
+"""The segmenter's crop around a face box, and OpenCV's bundled Viola-Jones cascades.
 
-`detect_faces` gives the frontal cascade's boxes (the tracker's start); `detect_all_faces` finds
-every face for batch masks: frontal and profile cascades (the profile one on the mirrored frame
-too, for faces turned the other way), merged by non-maximum suppression, each mapped to a square
-face box for the segmenter; its passes may run on several threads (OpenCV releases the GIL).
+The cascades no longer find faces for maskcap (core.detect.cnn's CNN does: more faces, fewer false
+ones, a tenth of the time on group photos; README, Batch masks): they stay as the measured baseline
+of the benchmarks. `detect_faces` gives the frontal cascade's boxes; `MultiFaceDetector` runs
+frontal and profile cascades (the profile one on the mirrored frame too, for faces turned the other
+way), merged by non-maximum suppression, each mapped to a square face box for the segmenter; its
+passes may run on several threads (OpenCV releases the GIL).
 Boxes are (x, y, w, h) in pixels of the frame, x right and y down.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..io.image_input import as_gray_uint8
 
 __all__ = ["FaceDetector", "DetectorOptions", "detect_faces", "crop_box_from_face_box",
            "crop_box_from_detection", "face_box_from_detection", "CROP_SCALE_FROM_FACE", "DETECTION_TO_FACE",
-           "MultiFaceDetector", "MultiFaceOptions", "FaceDetection", "detect_all_faces", "box_iou",
+           "MultiFaceDetector", "MultiFaceOptions", "FaceDetection", "box_iou",
            "PROFILE_TO_FACE", "box_intersection", "DetectorPass"]
 
 # The segmenter's square crop is CROP_SCALE_FROM_FACE times the longer side of the face
@@ -338,14 +340,3 @@ def _face_box_for(box, kind: str) -> tuple[float, float, float, float]:
     if kind == "profile_mirrored":
         mapping["dx"] = -mapping["dx"]
     return face_box_from_detection(box, mapping)
-
-
-_default_multi_detector: MultiFaceDetector | None = None
-
-
-def detect_all_faces(image) -> list[FaceDetection]:
-    """Every face with the default MultiFaceOptions, largest first (a shared detector)."""
-    global _default_multi_detector
-    if _default_multi_detector is None:
-        _default_multi_detector = MultiFaceDetector()
-    return _default_multi_detector.detect(image)

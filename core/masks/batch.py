@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from .anonymize import AnonymizeOptions, anonymize_faces
-from ..detect.detection import MultiFaceDetector, MultiFaceOptions
+from ..detect.cnn import CnnDetectorOptions, CnnFaceDetector
 from .follow import FaceFollower, FollowOptions
 from ..io.files import AtomicVideoWriter, write_image, write_text
 from ..segment.segmentation import (DEFAULT_MIN_SCORE, DEVICES, FaceMask, FaceSegmenter, SegmenterOptions,
@@ -52,7 +52,7 @@ class BatchOptions:
     workers: int = 2
     min_score: float = DEFAULT_MIN_SCORE
     feather_px: float = 6.0
-    fast_detection: bool = False      # MultiFaceOptions.fast(): several times quicker, finds fewer faces
+    fast_detection: bool = False      # CnnDetectorOptions.fast(): about 2x quicker, finds fewer small and grey faces
     detect_every: int = 1             # videos: detect every this many frames, follow faces between (core/masks/follow.py)
     quiet: bool = False
     device: str = "cpu"
@@ -174,7 +174,7 @@ def _pending_jobs(jobs: list[Job], options: BatchOptions, report: BatchReport) -
 @dataclass
 class _Worker:
     segmenter: FaceSegmenter
-    detector: MultiFaceDetector
+    detector: CnnFaceDetector
     options: BatchOptions
 
 
@@ -182,13 +182,15 @@ _worker: _Worker | None = None
 
 
 def _new_worker(options: BatchOptions, detection_threads: int = 1) -> _Worker:
-    """One worker's models: a segmenter on options.device with options.segmenter_threads, and the detector with
-    its passes on `detection_threads` threads."""
-    detection = MultiFaceOptions.fast() if options.fast_detection else MultiFaceOptions()
+    """One worker's models: a segmenter on options.device with options.segmenter_threads, and the detector
+    on `detection_threads` threads (on CUDA when the options ask for "auto" or "cuda" and it starts,
+    else on the CPU)."""
+    detection = CnnDetectorOptions.fast() if options.fast_detection else CnnDetectorOptions()
     detection.threads = detection_threads
+    detection.device = "cpu" if options.device == "cpu" else "auto"
     segmenter = FaceSegmenter(options=SegmenterOptions(device=options.device,
                                                        intra_op_threads=options.segmenter_threads))
-    return _Worker(segmenter, MultiFaceDetector(detection), options)
+    return _Worker(segmenter, CnnFaceDetector(detection), options)
 
 
 def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
@@ -198,7 +200,7 @@ def _init_worker(options: BatchOptions, in_subprocess: bool = True) -> None:
     if in_subprocess:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(1)
-    # one process alone: its cascade passes share both cores
+    # one process alone: the detector's network threads share both cores
     _worker = _new_worker(options, 2 if not in_subprocess and options.workers == 1 else 1)
 
 
@@ -222,7 +224,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def anonymize_frame(segmenter: FaceSegmenter, frame: np.ndarray, options: AnonymizeOptions | None,
-                    min_score: float = DEFAULT_MIN_SCORE, detector: MultiFaceDetector | None = None
+                    min_score: float = DEFAULT_MIN_SCORE, detector: CnnFaceDetector | None = None
                     ) -> tuple[list[FaceMask], np.ndarray | None]:
     """Every face of the frame (segment_all; boxes from `detector`, or the default one) and, with
     options, its anonymised copy."""
@@ -520,13 +522,13 @@ class ClipSummary:
 def anonymize_clip(source_path, output_path, options: AnonymizeOptions | None = None,
                    progress: Callable[[int, int | None], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, min_score: float = DEFAULT_MIN_SCORE,
-                   segmenter: FaceSegmenter | None = None, detector: MultiFaceDetector | None = None,
+                   segmenter: FaceSegmenter | None = None, detector: CnnFaceDetector | None = None,
                    detect_every: int = 1, segmenter_options: SegmenterOptions | None = None) -> ClipSummary:
     """Write the anonymised copy of a video file (or image-sequence folder) to output_path (.mp4),
     in this process. progress(frames_done, frame_count or None) is called after every frame;
     when should_stop() turns true the run stops and output_path is left untouched (the partial
-    video is removed). `detector` defaults to MultiFaceOptions(); pass
-    MultiFaceDetector(MultiFaceOptions.fast()) for speed, or detect_every > 1 to detect every so
+    video is removed). `detector` defaults to CnnFaceDetector(); pass
+    CnnFaceDetector(CnnDetectorOptions.fast()) for speed, or detect_every > 1 to detect every so
     many frames and follow the faces between (core/masks/follow.py). Without `segmenter`, one is made
     with `segmenter_options` (device, threads). Raises SourceError / FileNotFoundError for a source
     that cannot be read."""
@@ -534,7 +536,7 @@ def anonymize_clip(source_path, output_path, options: AnonymizeOptions | None = 
     own = segmenter is None
     segmenter = segmenter or FaceSegmenter(options=segmenter_options)
     own_detector = detector is None
-    detector = detector or MultiFaceDetector()
+    detector = detector or CnnFaceDetector()
     follower = FaceFollower(segmenter, detector, FollowOptions(detect_every, min_score))
     frames = faces_total = 0
     try:

@@ -1,12 +1,12 @@
 """Every face of a video without detecting on every frame: detect every N frames, follow between.
 
-The cascades cost about a second a frame on one core, the segmenter about 10 ms a face. Between
+The detector costs several times the segmenter's 10 ms a face (core.detect.cnn). Between
 two detections each face is segmented from a box placed on its previous mask (the square about
 the mask's bounding box, its side half the previous side and half the mask's longer side, as a
 face box is the face region's bounding box), so the box moves and grows with the face. A face
 whose mask vanishes or scores below `min_score` (it left the frame or something covers it) is
 dropped and the frame is detected again at once. At a detection the followed faces that no
-detected box overlaps are segmented too, and kept if they still score enough: the cascades miss
+detected box overlaps are segmented too, and kept if they still score enough: a detector misses
 a face in some frames, and detecting would otherwise drop it until the next detection. A face that enters the picture is found at the
 next detection, at most N - 1 frames late (also when no face was in the picture before).
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..detect.detection import MultiFaceDetector, _overlap
+from ..detect.cnn import CnnFaceDetector
+from ..detect.detection import _overlap
 from ..io.image_input import as_bgr_uint8
 from ..segment.segmentation import DEFAULT_MIN_SCORE, FaceMask, FaceSegmenter
 
@@ -57,7 +58,7 @@ class FaceFollower:
     `detect_every` frames and following the faces in between. `detections` counts the frames
     detected, `last_detected` says whether the last step detected."""
 
-    def __init__(self, segmenter: FaceSegmenter, detector: MultiFaceDetector, options: FollowOptions | None = None):
+    def __init__(self, segmenter: FaceSegmenter, detector: CnnFaceDetector, options: FollowOptions | None = None):
         self.segmenter = segmenter
         self.detector = detector
         self.options = options or FollowOptions()
@@ -94,7 +95,7 @@ class FaceFollower:
 
     def _detect(self, image: np.ndarray) -> list[FaceMask]:
         """The detected faces, and (when following, detect_every > 1) the followed ones no
-        detection overlaps (the cascades miss a face now and then; its followed box still finds
+        detection overlaps (the detector misses a face now and then; its followed box still finds
         it), each kept if it scores enough."""
         boxes = [d.face_box for d in self.detector.detect(image)]
         followed = self._followed_boxes(image.shape) if self.options.detect_every > 1 else []

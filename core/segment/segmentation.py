@@ -10,7 +10,7 @@
 Boxes are (x, y, w, h) in frame pixels. `box` is a *face box*: the face region from hairline to
 chin and ear to ear (e.g. the bounding box of the tracked face model's projection). The network's
 crop is a square of CROP_SCALE_FROM_FACE x its longer side about its centre. With box=None the
-largest Viola-Jones face is used (its box mapped to a face box by core.detect.detection). The box may
+largest face of the CNN detector is used (its square face box, core.detect.cnn). The box may
 reach past the frame: the crop is padded with black there (as in training) and the mask is
 clipped to the frame.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..detect.detection import (CROP_SCALE_FROM_FACE, crop_box_from_face_box, detect_all_faces, detect_faces,
-                        face_box_from_detection)
+from ..detect.cnn import detect_all_faces
+from ..detect.detection import CROP_SCALE_FROM_FACE, crop_box_from_face_box
 from ..io.files import shipped_model_path
 from ..io.image_input import as_bgr_uint8
 
@@ -488,7 +488,7 @@ class FaceSegmenter:
 
     def segment_all(self, image, boxes=None, min_score: float = 0.0) -> list[FaceMask]:
         """Every face of the frame, largest first: `boxes` are face boxes (x, y, w, h) or None to
-        detect them (core.detect.detection.detect_all_faces). The crops go through the network in one
+        detect them (core.detect.cnn.detect_all_faces). The crops go through the network in one
         batch; each is refined, cut to the blobs at its centre and pasted at the frame's size.
         Faces scoring below `min_score` are dropped."""
         frame = as_bgr_uint8(image, "image")
@@ -544,8 +544,8 @@ class FaceSegmenter:
     def _face_box(self, frame, box):
         if box is not None:
             return _validate_box(box, frame.shape)
-        faces = detect_faces(frame)
-        return face_box_from_detection(faces[0]) if faces else None
+        faces = detect_all_faces(frame)
+        return faces[0].face_box if faces else None
 
     # ------------------------------------------------------------ lifetime
 

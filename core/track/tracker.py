@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from ..face.camera import focal_from_mm, head_rotation, principal_point
-from ..detect.detection import crop_box_from_face_box, detect_faces
+from ..detect.cnn import CnnDetectorOptions, CnnFaceDetector
+from ..detect.detection import FaceDetector, crop_box_from_face_box
 from ..face.face_model import FaceModel, load_face_model
 from ..face.facs import NUM_FACS
 from ..io.files import shipped_model_path
@@ -29,10 +30,13 @@ from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landm
 from .still import (eye_line_roll, face_blob, largest_component_box, mask_grew, mask_misses_face, mirror_box,
                     mirror_landmarks)
 
-# Both mappings are measured by `python -m training.regressor.calibrate_boxes` on the landmarks68 training
-# faces. A Viola-Jones box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size in
-# units of the cascade box's width; medians over the 1000 of 1086 faces the default cascade finds
-# (10-90 % ranges: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98).
+# The mappings are measured by `python -m training.regressor.calibrate_boxes` on the landmarks68 training
+# faces. A start detector's box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size
+# in units of the detector box's width. The CNN's (core.detect.cnn, CnnDetectorOptions.tracker()):
+# medians over the 1086 of 1086 faces it finds (10-90 % ranges: dx -0.04..0.03, dy 0.10..0.19,
+# size 0.94..1.09; `--detector cnn`). The Viola-Jones cascade's: medians over the 1000 of 1086 faces
+# the default cascade finds (10-90 %: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98; `--detector cascade`).
+CNN_DETECTION_TO_LANDMARKS = {"dx": -0.014, "dy": 0.139, "size": 0.990}
 DETECTION_TO_LANDMARKS = {"dx": 0.0, "dy": 0.136, "size": 0.859}
 # The face region (hairline to chin, ear to ear) around the landmark box, in fractions of the
 # landmark box: medians over the 1086 face-region masks rendered from the fits.
@@ -87,6 +91,11 @@ class TrackerOptions:
     still: StillPhotoOptions = field(default_factory=StillPhotoOptions)
     regressor_path: str | Path | None = None
     face_model_path: str | Path | None = None
+    # what finds the face on the first frame and after a loss: "cnn" (core.detect.cnn with
+    # start_detector_options, CnnDetectorOptions.tracker() by default) or "cascade" (OpenCV's frontal
+    # Viola-Jones cascade, the earlier start, kept for comparison)
+    start_detector: str = "cnn"
+    start_detector_options: CnnDetectorOptions | None = None
     min_confidence: float = 0.35
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
@@ -146,16 +155,19 @@ def _check_mask(mask, shape) -> np.ndarray | None:
     return (m > 0).astype(np.uint8)
 
 
-def landmark_box_from_detection(box) -> tuple[float, float, float, float]:
+def landmark_box_from_detection(box, mapping: dict | None = None) -> tuple[float, float, float, float]:
+    """The square box of the 68 landmarks for a start detector's box, through `mapping`
+    (CNN_DETECTION_TO_LANDMARKS by default; DETECTION_TO_LANDMARKS for a cascade box)."""
+    m = mapping or CNN_DETECTION_TO_LANDMARKS
     x, y, w, h = (float(v) for v in box)
-    size = DETECTION_TO_LANDMARKS["size"] * w
-    cx = x + w / 2 + DETECTION_TO_LANDMARKS["dx"] * w
-    cy = y + h / 2 + DETECTION_TO_LANDMARKS["dy"] * w
+    size = m["size"] * w
+    cx = x + w / 2 + m["dx"] * w
+    cy = y + h / 2 + m["dy"] * w
     return (cx - size / 2, cy - size / 2, size, size)
 
 
 # Start boxes for a still photo: the detection's landmark box, then smaller and larger ones
-# (Viola-Jones boxes vary in size by about this much; see DETECTION_TO_LANDMARKS).
+# (Viola-Jones boxes vary in size by about this much, the CNN's by half as much; see the mappings above).
 STILL_START_SCALES = (1.0, 0.9, 1.1, 0.8, 1.2)
 
 
@@ -219,7 +231,7 @@ def _plausible_face_box(box, size) -> bool:
 
 
 class FaceTracker:
-    """Tracks one face: Viola-Jones start, then segmentation and fern regression per frame."""
+    """Tracks one face: a detector's start (a CNN), then segmentation and fern regression per frame."""
 
     def __init__(self, options: TrackerOptions | None = None, face_model: FaceModel | None = None):
         self.options = options or TrackerOptions()
@@ -232,6 +244,14 @@ class FaceTracker:
         if self.options.segmenter is not None:
             from ..segment.segmentation import FaceSegmenter
             self._segmenter = FaceSegmenter(options=self.options.segmenter)
+        if self.options.start_detector == "cnn":
+            self._detector = CnnFaceDetector(self.options.start_detector_options or CnnDetectorOptions.tracker())
+            self._to_landmarks = CNN_DETECTION_TO_LANDMARKS
+        elif self.options.start_detector == "cascade":
+            self._detector = FaceDetector()
+            self._to_landmarks = DETECTION_TO_LANDMARKS
+        else:
+            raise ValueError(f"start_detector must be 'cnn' or 'cascade', got {self.options.start_detector!r}")
         self._state: ShapeState | None = None
         self._focal: float | None = None
         self._frame_size: tuple[int, int] | None = None
@@ -284,9 +304,9 @@ class FaceTracker:
         """The start box, face box and (when segmented here) mask of the detection to start from:
         the largest box whose segmentation looks like a face (not empty, not cut by its crop),
         trying the `candidates` largest; the largest box when none does, or with no segmenter.
-        The cascade's largest box is not always the face (a patch of background beside it)."""
+        The detector's largest box is not always the face (a cascade's: a patch of background beside it)."""
         def boxes_of(detection):
-            start = landmark_box_from_detection(detection)
+            start = landmark_box_from_detection(detection, self._to_landmarks)
             return start, face_box_from_landmarks(
                 landmarks(mean_face_in_box(lm, start, focal, center), lm, focal, center))
 
@@ -305,7 +325,7 @@ class FaceTracker:
 
     def _check_detection(self, frame: "PreparedFrame", rounds: int = 3) -> "PreparedFrame":
         """Move a still photo's start to the face the segmenter sees when the detection's mask
-        says the box is wrong (empty: the cascade fired on something else; cut by the crop, or
+        says the box is wrong (empty: the detector fired on something else; cut by the crop, or
         much larger when segmented again around itself: the box holds part of a turned face).
         The face is searched for around the partial mask, or in the whole photo when there is
         none or when the search around it found nothing or no whole face either (a speck of a
@@ -435,7 +455,7 @@ class FaceTracker:
                     self._state = None
         t0 = time.perf_counter()
         if state is None:
-            boxes = detect_faces(image)
+            boxes = self._detect(image)
             timings["detection_ms"] = (time.perf_counter() - t0) * 1000
             if not boxes:
                 return PreparedFrame(image, np.zeros((h, w), np.uint8), None, None, timings)
@@ -449,6 +469,11 @@ class FaceTracker:
             mask = self._segment(image, face_box)
             timings["segmentation_ms"] = (time.perf_counter() - t1) * 1000
         return PreparedFrame(image, mask, face_box, start, timings)
+
+    def _detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """The start detector's boxes (x, y, w, h), largest first."""
+        found = self._detector.detect(image)
+        return [tuple(f.box) for f in found] if self.options.start_detector == "cnn" else found
 
     def regress(self, frame: "PreparedFrame", passes: int = 1, keep: bool = True) -> TrackResult:
         """Regress the shape on a prepared frame, from the last shape or the detection's start."""
@@ -570,6 +595,9 @@ class FaceTracker:
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
 
     def __enter__(self):
         return self

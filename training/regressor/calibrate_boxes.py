@@ -1,24 +1,36 @@
 """Measure the box mappings that core/track/tracker.py uses (DETECTION_TO_LANDMARKS, LANDMARKS_TO_FACE).
 
-Run: .venv/bin/python -m training.regressor.calibrate_boxes  (after training.regressor.fit_landmarks68 and
-training.regressor.landmarks68_masks). On the landmarks68 training faces (our held-out tenth excluded):
-where the 68 landmarks lie relative to the Viola-Jones box, and where the face region (the masks
-rendered from the fits) lies relative to the landmarks' box; prints medians and 10-90 % ranges.
+Run: .venv/bin/python -m training.regressor.calibrate_boxes [--detector cnn|cascade]  (after
+training.regressor.fit_landmarks68 and training.regressor.landmarks68_masks). On the landmarks68 training
+faces (our held-out tenth excluded): where the 68 landmarks lie relative to the start detector's box
+(the CNN of core.detect.cnn with the tracker's options: CNN_DETECTION_TO_LANDMARKS; or the frontal
+Viola-Jones cascade: DETECTION_TO_LANDMARKS), and where the face region (the masks rendered from the
+fits) lies relative to the landmarks' box; prints medians and 10-90 % ranges.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from core.detect.cnn import CnnDetectorOptions, CnnFaceDetector
 from core.detect.detection import detect_faces
 
 from training.regressor.fit_landmarks68 import held_out, load_samples
 from evaluation.paths import BUILD_DIR, require_data
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--detector", choices=("cnn", "cascade"), default="cnn")
+    args = ap.parse_args(argv)
+    if args.detector == "cnn":
+        cnn = CnnFaceDetector(CnnDetectorOptions.tracker())
+        detect = lambda image: [f.box for f in cnn.detect(image)]  # noqa: E731
+    else:
+        detect = detect_faces
     root = require_data("landmarks68")
     samples = load_samples()
     validation = held_out([s.file for s in samples])
@@ -26,7 +38,7 @@ def main() -> None:
     for s in (s for s, v in zip(samples, validation) if not v):
         lo, hi = s.landmarks.min(0), s.landmarks.max(0)
         centre, size = (lo + hi) / 2, (hi - lo).max()
-        for x, y, w, h in detect_faces(cv2.imread(str(root / s.file))):
+        for x, y, w, h in detect(cv2.imread(str(root / s.file))):
             if np.linalg.norm(np.array([x + w / 2, y + h / 2]) - centre) < 0.3 * size:
                 detection.append([(centre[0] - (x + w / 2)) / w, (centre[1] - (y + h / 2)) / w, size / w])
                 break
@@ -37,7 +49,7 @@ def main() -> None:
             region.append([(xs.min() - lo[0]) / span[0], (ys.min() - lo[1]) / span[1],
                            (xs.max() - hi[0]) / span[0], (ys.max() - hi[1]) / span[1]])
     d, r = np.array(detection), np.array(region)
-    print(f"Viola-Jones found {len(d)} of {int((~validation).sum())} training faces")
+    print(f"{args.detector} found {len(d)} of {int((~validation).sum())} training faces")
     for name, v in zip(("dx", "dy", "size"), d.T):
         print(f"  DETECTION_TO_LANDMARKS {name}: median {np.median(v):.3f} (10-90 %: "
               f"{np.percentile(v, 10):.2f}..{np.percentile(v, 90):.2f})")
