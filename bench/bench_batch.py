@@ -3,14 +3,15 @@
     .venv/bin/python -m bench.bench_batch                 # 12 images per face count
     .venv/bin/python -m bench.bench_batch --images 4 --skip-command
 
-Per image, in one process on one thread (ONNX Runtime and OpenCV): detection (MultiFaceDetector:
-the previous default `MultiFaceOptions.thorough()`, the default, the default with its passes on two
-threads, and the fast options; the modes take turns photo by photo, so a busy machine slows them
-alike), segmentation of every face (segment_all with the detected boxes), and
+Per image, in one process (ONNX Runtime and OpenCV on one thread unless the mode says two):
+detection (the previous default, OpenCV's cascades in MultiFaceDetector; the CNN of
+core.detect.cnn, the default, on one and on two threads; its fast options; the modes take turns
+photo by photo, so a busy machine slows them alike), segmentation of every face (segment_all with
+the detected boxes), and
 the merged frame mask; medians, and images per second = 1000 / median ms. The group photos are made from lfw_parts
 validation and celebamask_mini val faces (evaluation/group_photos.py, fixed seeds). Also: the
 network on N crops in one ONNX Runtime call against N single calls (does batching help?), and
-the whole `masks` command with 1 worker process (its passes on two threads) and with 2 over 3-face
+the whole `masks` command with 1 worker process (its detector on two threads) and with 2 over 3-face
 images written to a temporary folder (reading, PNG writing and JSON included), and a 40-frame
 clip (evaluation.group_photos.camera_clip) detected on every frame against every 5th and 10th
 frame with the faces followed between (core/masks/follow.py). Saves bench/results/batch.json.
@@ -28,17 +29,22 @@ import numpy as np
 
 from bench.common import machine, summary, time_calls, write_json
 from core.masks.batch import DEFAULT_MIN_SCORE, BatchOptions, run_batch
+from core.detect.cnn import CnnDetectorOptions, CnnFaceDetector
 from core.detect.detection import MultiFaceDetector, MultiFaceOptions
 from core.masks.follow import FaceFollower, FollowOptions
 from core.segment.segmentation import FaceSegmenter, merge_face_masks
 from evaluation.group_photos import GroupPhotoMaker, camera_clip
 
 FACE_COUNTS = (1, 3, 10)
-MODES = {"thorough (previous default)": MultiFaceOptions.thorough(), "default": MultiFaceOptions(),
-         "default, 2 threads": MultiFaceOptions(threads=2), "fast": MultiFaceOptions.fast()}
+MODES = {"cascades (previous default)": MultiFaceOptions(), "cnn (default)": CnnDetectorOptions(),
+         "cnn, 2 threads": CnnDetectorOptions(threads=2), "cnn fast": CnnDetectorOptions.fast()}
 
 
-def masks_of(segmenter: FaceSegmenter, detector: MultiFaceDetector, image: np.ndarray) -> np.ndarray:
+def make_detector(options):
+    return MultiFaceDetector(options) if isinstance(options, MultiFaceOptions) else CnnFaceDetector(options)
+
+
+def masks_of(segmenter: FaceSegmenter, detector, image: np.ndarray) -> np.ndarray:
     faces = segmenter.segment_all(image, [d.face_box for d in detector.detect(image)], min_score=DEFAULT_MIN_SCORE)
     return merge_face_masks(faces, image.shape)
 
@@ -72,7 +78,7 @@ def time_modes(segmenter, detectors: dict, photos, repeat: int) -> dict:
 
 def time_clip(segmenter, clip, every: int) -> dict:
     """Frames per second of a clip, detecting every `every` frames and following between."""
-    with MultiFaceDetector() as detector:
+    with CnnFaceDetector() as detector:
         follower = FaceFollower(segmenter, detector, FollowOptions(detect_every=every, min_score=DEFAULT_MIN_SCORE))
         t0 = time.perf_counter()
         for frame in clip:
@@ -91,12 +97,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     maker = GroupPhotoMaker("validation")
-    out = {"machine": machine(), "frame": [640, 480], "threads": 1, "load_average_before": os.getloadavg(),
-           "modes": {m: vars(o) for m, o in MODES.items()}, "per_image": {}}
+    out = {"machine": machine(), "frame": [640, 480], "load_average_before": os.getloadavg(),
+           "modes": {m: {k: str(v) for k, v in vars(o).items()} for m, o in MODES.items()}, "per_image": {}}
     with FaceSegmenter() as segmenter:
         for n in FACE_COUNTS:
             photos = [maker.make(n, 1000 * n + i, max_height=None if n < 10 else 90.0) for i in range(args.images)]
-            detectors = {m: MultiFaceDetector(o) for m, o in MODES.items()}
+            detectors = {m: make_detector(o) for m, o in MODES.items()}
             rows = time_modes(segmenter, detectors, photos, args.repeat)
             for d in detectors.values():
                 d.close()
@@ -106,7 +112,7 @@ def main(argv=None):
                       f"{row['whole']['median_ms']:.0f} ms: detection {row['detection']['median_ms']:.0f}, "
                       f"segmentation {row['segmentation']['median_ms']:.0f}; {row['detections_median']:.0f} "
                       f"detections for {row['faces_placed_median']:.0f} faces; x{row['speedup_vs_first_mode_median']:.2f} "
-                      f"the previous default)", flush=True)
+                      f"the cascades)", flush=True)
             out[f"load_average_after_{n}_faces"] = os.getloadavg()
         clip = camera_clip(maker.make(4, 777), args.clip_frames, 777)
         out["clip"] = [time_clip(segmenter, clip, every) for every in (1, 5, 10)]

@@ -60,13 +60,27 @@ def test_a_face_is_found_once_with_typed_boxes_landmarks_and_a_square_face_box(d
 def test_boxes_are_in_the_frames_pixels_whatever_its_size_and_padding(astronaut):
     photo, _ = astronaut
     odd = cv2.resize(photo, (457, 301))                      # padded to 480x320 inside the detector
-    with CnnFaceDetector(CnnDetectorOptions(input_side_px=640, max_upscale=1.0)) as same_scale:
+    with CnnFaceDetector(CnnDetectorOptions(input_side_px=640, max_upscale=1.0, mirror=False)) as same_scale:
         alone = same_scale.detect(odd)
         canvas = np.full((480, 640, 3), 110, np.uint8)
         canvas[30:331, 40:497] = odd
         placed = same_scale.detect(canvas)
     assert len(alone) == len(placed) == 1
     assert np.allclose(np.array(placed[0].box) - (40, 30, 0, 0), alone[0].box, atol=3)
+
+
+def test_the_mirrored_pass_puts_its_boxes_and_landmarks_back_on_the_frame(astronaut):
+    photo, _ = astronaut
+    with CnnFaceDetector(CnnDetectorOptions(mirror=False)) as once:
+        direct = once.detect(photo)[0]
+        seen_mirrored = once.detect(np.ascontiguousarray(photo[:, ::-1]))[0]
+    assert abs((512 - seen_mirrored.box.centre[0]) - direct.box.centre[0]) < 6
+    with CnnFaceDetector(CnnDetectorOptions(mirror=True)) as both:
+        faces = both.detect(photo)
+    assert len(faces) == 1 and abs(faces[0].box.centre[0] - direct.box.centre[0]) < 6
+    eyes, mouth = faces[0].landmarks[:2], faces[0].landmarks[3:]
+    assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]   # the image's left first, either pass
+    assert np.allclose(faces[0].landmarks[:, 0], direct.landmarks[:, 0], atol=8)
 
 
 def test_a_small_rolled_greyscale_and_mirrored_face_is_found(detector, astronaut):

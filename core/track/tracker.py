@@ -33,10 +33,10 @@ from .still import (eye_line_roll, face_blob, largest_component_box, mask_grew, 
 # The mappings are measured by `python -m training.regressor.calibrate_boxes` on the landmarks68 training
 # faces. A start detector's box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size
 # in units of the detector box's width. The CNN's (core.detect.cnn, CnnDetectorOptions.tracker()):
-# medians over the 1086 of 1086 faces it finds (10-90 % ranges: dx -0.04..0.03, dy 0.10..0.19,
-# size 0.94..1.09; `--detector cnn`). The Viola-Jones cascade's: medians over the 1000 of 1086 faces
+# medians over the 1086 of 1086 faces it finds (10-90 % ranges: dx -0.03..0.04, dy 0.10..0.20,
+# size 1.00..1.13; `--detector cnn`). The Viola-Jones cascade's: medians over the 1000 of 1086 faces
 # the default cascade finds (10-90 %: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98; `--detector cascade`).
-CNN_DETECTION_TO_LANDMARKS = {"dx": -0.014, "dy": 0.139, "size": 0.990}
+CNN_DETECTION_TO_LANDMARKS = {"dx": -0.012, "dy": 0.152, "size": 1.058}
 DETECTION_TO_LANDMARKS = {"dx": 0.0, "dy": 0.136, "size": 0.859}
 # The face region (hairline to chin, ear to ear) around the landmark box, in fractions of the
 # landmark box: medians over the 1086 face-region masks rendered from the fits.
