@@ -7,7 +7,7 @@ Photos: our held-out tenth of landmarks68 (121 faces, 256x256), as they are, wit
 (about a quarter of the face; bench.occlusion_peers.hand_occluder), and with a grey box of 0.58 of
 the face box's side (a third of it; evaluation.occlusion.occlude), each centred on the face with a
 seeded jitter. The face box is the face region around the annotated landmarks. A face counts as
-found when FaceTracker.track_image says ok (maskcap; with the CNN start, the default, and with the
+found when FaceTracker.track in IMAGE mode says ok (maskcap; with the CNN start, the default, and with the
 frontal cascade, the earlier start, in the same run) or when FaceMesh (static image mode, its own
 venv .venv-mediapipe made by training/teachers/setup_envs.sh when missing) returns a face.
 
@@ -33,14 +33,14 @@ import numpy as np  # noqa: E402
 from bench.common import machine, write_json  # noqa: E402
 from bench.occlusion_peers import hand_occluder  # noqa: E402
 from bench.peers import decode, ensure_peer_envs, run_tool  # noqa: E402
-from core.track.tracker import FaceTracker, TrackerOptions, face_box_from_landmarks  # noqa: E402
+from core.track.tracker import FaceTracker, RunningMode, TrackerOptions, face_box_from_landmarks  # noqa: E402
 from evaluation.occlusion import occlude  # noqa: E402
 from evaluation.paths import require_data  # noqa: E402
 from evaluation.tracker_stills import held_out_samples  # noqa: E402
 from training.regressor.fit_landmarks68 import load_samples  # noqa: E402
 
 CONDITIONS = ("clean", "hand over a quarter", "grey box over a third")
-STARTS = {"cnn": TrackerOptions(), "cascade": TrackerOptions(start_detector="cascade")}
+STARTS = {"cnn": "cnn", "cascade": "cascade"}   # TrackerOptions.start_detector
 
 
 def occluded_photos() -> dict[str, np.ndarray]:
@@ -62,16 +62,16 @@ def occluded_photos() -> dict[str, np.ndarray]:
     return {c: np.stack(v) for c, v in out.items()}
 
 
-def maskcap_found(photos: np.ndarray, options: TrackerOptions) -> np.ndarray:
-    with FaceTracker(options) as tracker:
-        return np.array([tracker.track_image(np.ascontiguousarray(p)).ok for p in photos])
+def maskcap_found(photos: np.ndarray, start: str) -> np.ndarray:
+    with FaceTracker(TrackerOptions(running_mode=RunningMode.IMAGE, start_detector=start)) as tracker:
+        return np.array([tracker.track(np.ascontiguousarray(p)).ok for p in photos])
 
 
 def start_costs(frames: np.ndarray) -> dict:
     """Median ms of prepare() from a lost state per start detector, on the frames and on the frames
     with no face (the frame blurred to a smear), the detectors in turns per frame."""
     blank = np.stack([cv2.blur(f, (61, 61)) for f in frames])
-    trackers = {name: FaceTracker(options) for name, options in STARTS.items()}
+    trackers = {name: FaceTracker(TrackerOptions(start_detector=start)) for name, start in STARTS.items()}
     times = {f"{name}, {kind}": [] for name in STARTS for kind in ("face in the frame", "no face")}
     try:
         for tracker in trackers.values():
@@ -105,8 +105,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for condition, frames in photos.items():
             row = {}
-            for name, options in STARTS.items():
-                row[f"maskcap, {name} start"] = int(maskcap_found(frames, options).sum())
+            for name, start in STARTS.items():
+                row[f"maskcap, {name} start"] = int(maskcap_found(frames, start).sum())
             report, arrays = run_tool("mediapipe", "stills", frames, Path(tmp))
             row["mediapipe facemesh"] = int(np.isfinite(arrays["points"][:, 0, 0]).sum())
             out["found"][condition] = row

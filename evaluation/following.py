@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from core.masks.batch import DEFAULT_MIN_SCORE
-from core.detect.detection import MultiFaceDetector
+from core.detect.cnn import CnnFaceDetector
 from core.io.files import write_text
 from core.masks.follow import FaceFollower, FollowOptions
 from core.segment.segmentation import FaceSegmenter
@@ -86,7 +86,7 @@ def main(argv=None):
     clips = make_clips(args.clips, args.frames, args.seed)
     out = {"clips": args.clips, "frames_per_clip": args.frames, "seed": args.seed, "min_score": DEFAULT_MIN_SCORE,
            "load_average_before": os.getloadavg(), "settings": []}
-    with FaceSegmenter() as segmenter, MultiFaceDetector() as detector:
+    with FaceSegmenter() as segmenter, CnnFaceDetector() as detector:
         for every in args.every:
             row = run(clips, segmenter, detector, every, DEFAULT_MIN_SCORE)
             out["settings"].append(row)
