@@ -1,6 +1,7 @@
 """Every face in a group photo: face recall and mask IoU per face on scenes the project makes itself.
 
     .venv/bin/python -m evaluation.group_photo_recall               # 150 scenes, writes reports/group_photos.json
+    .venv/bin/python -m evaluation.group_photo_recall --cascades    # the earlier detector: reports/group_photos_cascades.json
     .venv/bin/python -m evaluation.group_photo_recall --sweep       # detector scale factor / neighbours: recall, time
     .venv/bin/python -m evaluation.group_photo_recall --calibrate   # profile box -> face box, on *train* faces
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.detect.cnn import CnnFaceDetector
 from core.detect.detection import MultiFaceDetector, MultiFaceOptions, FaceDetection
 from core.masks.batch import DEFAULT_MIN_SCORE
 from core.io.files import write_text
@@ -209,8 +211,9 @@ def main(argv=None):
     ap.add_argument("--scenes", type=int, default=150, help="number of scenes (--sweep: 40 is enough)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, help="drop faces the segmenter scores below this")
-    ap.add_argument("--rolled-deg", type=float, nargs="*", help="rolled frontal passes instead of the default "
-                    "(none given: no rolled passes)")
+    ap.add_argument("--cascades", action="store_true", help="OpenCV's cascades (MultiFaceDetector) instead of the CNN")
+    ap.add_argument("--rolled-deg", type=float, nargs="*", help="with --cascades: rolled frontal passes instead of "
+                    "the default (none given: no rolled passes)")
     ap.add_argument("--sweep", action="store_true", help="detector settings: recall, false positives, time")
     ap.add_argument("--sweep-rows", type=int, nargs="*", help="only these rows of SWEEP (0-based)")
     ap.add_argument("--calibrate", action="store_true", help="profile box to face box, on train faces")
@@ -226,10 +229,17 @@ def main(argv=None):
             out = {"sweep": sweep(photos, segmenter, args.sweep_rows)}
             args.json = args.json.with_name(args.json.stem + ("_sweep.json" if args.sweep_rows is None else "_sweep_rows.json"))
         else:
-            options = MultiFaceOptions() if args.rolled_deg is None else MultiFaceOptions(rolled_deg=tuple(args.rolled_deg))
-            with MultiFaceDetector(options) as detector:
+            if args.cascades:
+                options = MultiFaceOptions() if args.rolled_deg is None else MultiFaceOptions(rolled_deg=tuple(args.rolled_deg))
+                detector = MultiFaceDetector(options)
+                args.json = args.json.with_name(args.json.stem + "_cascades.json")
+            else:
+                detector = CnnFaceDetector()
+                options = detector.options
+            with detector:
                 out = evaluate(photos, detector, segmenter, args.min_score)
-            out["options"] = vars(options)
+            out["detector"] = "cascades" if args.cascades else "cnn"
+            out["options"] = {k: str(v) for k, v in vars(options).items()}
             out["min_score"] = args.min_score
             print(json.dumps({k: out[k] for k in ("all", "false_positives_per_photo", "true_box_iou",
                                                   "detection_ms_median", "by_min_score")}, indent=2))
