@@ -11,10 +11,11 @@ found when FaceTracker.track in IMAGE mode says ok (maskcap; with the CNN start,
 frontal cascade, the earlier start, in the same run) or when FaceMesh (static image mode, its own
 venv .venv-mediapipe made by training/teachers/setup_envs.sh when missing) returns a face.
 
-Start cost per lost frame: on the frames of a clip (../shared/data/videos, 400x300) and on the same
-frames with the face blanked out, FaceTracker.prepare() from a lost state (the detection, the choice
-among its boxes and the segmentation around the chosen one), CNN and cascade start in turns per
-frame; medians. Writes bench/results/tracker_found_peers.json.
+Start cost per lost frame (VIDEO mode): FaceTracker.prepare() from a lost state (the detection, the
+choice among its boxes and the segmentation around the chosen one) on the frames of a clip
+(../shared/data/videos, 400x300), on the same frames blurred (no face, smooth) and on photos from
+../shared/data/backgrounds at the clip's size (no face, textured: a camera that lost its performer),
+CNN and cascade start in turns per frame; medians. Writes bench/results/tracker_found_peers.json.
 """
 from __future__ import annotations
 
@@ -67,18 +68,24 @@ def maskcap_found(photos: np.ndarray, start: str) -> np.ndarray:
         return np.array([tracker.track(np.ascontiguousarray(p)).ok for p in photos])
 
 
+LOST_FRAMES = ("face in the frame", "no face, blurred frame", "no face, background photo")
+
+
 def start_costs(frames: np.ndarray) -> dict:
-    """Median ms of prepare() from a lost state per start detector, on the frames and on the frames
-    with no face (the frame blurred to a smear), the detectors in turns per frame."""
+    """Median ms of prepare() from a lost state per start detector, on the frames, on the frames
+    blurred to a smear and on background photos, the detectors in turns per frame."""
     blank = np.stack([cv2.blur(f, (61, 61)) for f in frames])
+    root = require_data("backgrounds")
+    size = (frames.shape[2], frames.shape[1])
+    scenes = np.stack([cv2.resize(cv2.imread(str(p)), size) for p in sorted(root.glob("*.jpg"))[:len(frames)]])
     trackers = {name: FaceTracker(TrackerOptions(start_detector=start)) for name, start in STARTS.items()}
-    times = {f"{name}, {kind}": [] for name in STARTS for kind in ("face in the frame", "no face")}
+    times = {f"{name}, {kind}": [] for name in STARTS for kind in LOST_FRAMES}
     try:
         for tracker in trackers.values():
             tracker.prepare(frames[0])   # warm-up (sessions, numba)
-        for frame, empty in zip(frames, blank):
+        for frame, empty, scene in zip(frames, blank, scenes):
             for name, tracker in trackers.items():
-                for kind, image in (("face in the frame", frame), ("no face", empty)):
+                for kind, image in zip(LOST_FRAMES, (frame, empty, scene)):
                     tracker.reset()
                     t0 = time.perf_counter()
                     tracker.prepare(np.ascontiguousarray(image))
@@ -87,7 +94,7 @@ def start_costs(frames: np.ndarray) -> dict:
         for tracker in trackers.values():
             tracker.close()
     out = {k: round(float(np.median(v)), 2) for k, v in times.items()}
-    for kind in ("face in the frame", "no face"):
+    for kind in LOST_FRAMES:
         out[f"cnn minus cascade, {kind} (ms)"] = round(out[f"cnn, {kind}"] - out[f"cascade, {kind}"], 2)
     return out
 
@@ -96,11 +103,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default="webcam_hand_occlusion")
     ap.add_argument("--clip-frames", type=int, default=60)
+    ap.add_argument("--start-only", action="store_true", help="only the start cost per lost frame")
     args = ap.parse_args(argv)
     ensure_peer_envs()
     cv2.setNumThreads(1)
-    photos = occluded_photos()
-    out = {"machine": machine(), "photos": int(len(photos["clean"])), "load_average_before": os.getloadavg(),
+    photos = {} if args.start_only else occluded_photos()
+    out = {"machine": machine(), "photos": int(len(photos.get("clean", []))), "load_average_before": os.getloadavg(),
            "found": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for condition, frames in photos.items():
@@ -116,7 +124,7 @@ def main(argv=None) -> None:
     out["start_clip"] = {"clip": args.clip, "frames": int(len(frames)), "size": [int(frames.shape[2]), int(frames.shape[1])]}
     print(f"start per lost frame ({args.clip}, {len(frames)} frames): {out['start_ms_per_lost_frame']}", flush=True)
     out["load_average_after"] = os.getloadavg()
-    print(f"saved {write_json('tracker_found_peers.json', out)}")
+    print(f"saved {write_json('tracker_start_cost.json' if args.start_only else 'tracker_found_peers.json', out)}")
 
 
 if __name__ == "__main__":

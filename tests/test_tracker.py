@@ -40,7 +40,7 @@ def test_a_mask_of_the_wrong_size_is_rejected(tracker):
         tracker.track(np.zeros((50, 60, 3), np.uint8), mask=np.ones((10, 10), np.uint8))
 
 
-@pytest.mark.parametrize("mapping", [CNN_DETECTION_TO_LANDMARKS, DETECTION_TO_LANDMARKS])
+@pytest.mark.parametrize("mapping", [*CNN_DETECTION_TO_LANDMARKS.values(), DETECTION_TO_LANDMARKS])
 def test_boxes_map_detection_to_landmarks_to_face_region(mapping):
     x, y, w, h = landmark_box_from_detection((100, 50, 200, 200), mapping)
     assert w == h == pytest.approx(mapping["size"] * 200) and y > 50   # the landmarks sit low in a detector's box

@@ -120,8 +120,14 @@ class CnnDetectorOptions:
 
     @classmethod
     def tracker(cls) -> "CnnDetectorOptions":
-        """The tracker's start: one performer near the camera, the frame at 480 px, one pass
-        (at 320 px the network scored some faces that fill a 256 px photo below 0.3)."""
+        """The tracker's start in a video: one performer near the camera, the frame at 320 px, one
+        pass (run on every frame while the face is lost, so it must cost no more than the cascade did)."""
+        return cls(input_side_px=320, mirror=False)
+
+    @classmethod
+    def still_photo(cls) -> "CnnDetectorOptions":
+        """The tracker's start on a still photo (one chance): the frame at 480 px, one pass (at 320 px
+        the network scored some faces that fill a 256 px photo below 0.3)."""
         return cls(input_side_px=480, mirror=False)
 
 

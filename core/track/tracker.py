@@ -32,11 +32,14 @@ from .still import (eye_line_roll, face_blob, largest_component_box, mask_grew, 
 
 # The mappings are measured by `python -m training.regressor.calibrate_boxes` on the landmarks68 training
 # faces. A start detector's box mapped to the box of the 68 landmarks: centre shift (dx, dy) and size
-# in units of the detector box's width. The CNN's (core.detect.cnn, CnnDetectorOptions.tracker()):
-# medians over the 1086 of 1086 faces it finds (10-90 % ranges: dx -0.03..0.04, dy 0.10..0.20,
-# size 1.00..1.13; `--detector cnn`). The Viola-Jones cascade's: medians over the 1000 of 1086 faces
-# the default cascade finds (10-90 %: dx -0.10..0.11, dy 0.08..0.18, size 0.78..0.98; `--detector cascade`).
-CNN_DETECTION_TO_LANDMARKS = {"dx": -0.012, "dy": 0.152, "size": 1.058}
+# in units of the detector box's width. The CNN's (core.detect.cnn) per input side: medians over the
+# 1086 of 1086 faces it finds, at 320 px (CnnDetectorOptions.tracker(), video; 10-90 % ranges: dx
+# -0.04..0.03, dy 0.10..0.19, size 0.94..1.09; `--detector cnn`) and at 480 px (still_photo();
+# dx -0.03..0.04, dy 0.10..0.20, size 1.00..1.13; `--detector cnn --input-side 480`). The Viola-Jones
+# cascade's: medians over the 1000 of 1086 faces the default cascade finds (10-90 %: dx -0.10..0.11,
+# dy 0.08..0.18, size 0.78..0.98; `--detector cascade`).
+CNN_DETECTION_TO_LANDMARKS = {320: {"dx": -0.014, "dy": 0.139, "size": 0.990},
+                              480: {"dx": -0.012, "dy": 0.152, "size": 1.058}}
 DETECTION_TO_LANDMARKS = {"dx": 0.0, "dy": 0.136, "size": 0.859}
 # The face region (hairline to chin, ear to ear) around the landmark box, in fractions of the
 # landmark box: medians over the 1086 face-region masks rendered from the fits.
@@ -92,8 +95,8 @@ class TrackerOptions:
     regressor_path: str | Path | None = None
     face_model_path: str | Path | None = None
     # what finds the face on the first frame and after a loss: "cnn" (core.detect.cnn with
-    # start_detector_options, CnnDetectorOptions.tracker() by default) or "cascade" (OpenCV's frontal
-    # Viola-Jones cascade, the earlier start, kept for comparison)
+    # start_detector_options; by default CnnDetectorOptions.tracker() in VIDEO mode, still_photo() in
+    # IMAGE mode) or "cascade" (OpenCV's frontal Viola-Jones cascade, the earlier start, for comparison)
     start_detector: str = "cnn"
     start_detector_options: CnnDetectorOptions | None = None
     min_confidence: float = 0.35
@@ -156,9 +159,9 @@ def _check_mask(mask, shape) -> np.ndarray | None:
 
 
 def landmark_box_from_detection(box, mapping: dict | None = None) -> tuple[float, float, float, float]:
-    """The square box of the 68 landmarks for a start detector's box, through `mapping`
-    (CNN_DETECTION_TO_LANDMARKS by default; DETECTION_TO_LANDMARKS for a cascade box)."""
-    m = mapping or CNN_DETECTION_TO_LANDMARKS
+    """The square box of the 68 landmarks for a start detector's box, through `mapping` (by
+    default the CNN's at 320 px, CNN_DETECTION_TO_LANDMARKS[320]; DETECTION_TO_LANDMARKS for a cascade box)."""
+    m = mapping or CNN_DETECTION_TO_LANDMARKS[320]
     x, y, w, h = (float(v) for v in box)
     size = m["size"] * w
     cx = x + w / 2 + m["dx"] * w
@@ -245,8 +248,12 @@ class FaceTracker:
             from ..segment.segmentation import FaceSegmenter
             self._segmenter = FaceSegmenter(options=self.options.segmenter)
         if self.options.start_detector == "cnn":
-            self._detector = CnnFaceDetector(self.options.start_detector_options or CnnDetectorOptions.tracker())
-            self._to_landmarks = CNN_DETECTION_TO_LANDMARKS
+            options = self.options.start_detector_options or (
+                CnnDetectorOptions.still_photo() if self.options.running_mode == RunningMode.IMAGE
+                else CnnDetectorOptions.tracker())
+            self._detector = CnnFaceDetector(options)
+            side = min(CNN_DETECTION_TO_LANDMARKS, key=lambda k: abs(k - options.input_side_px))
+            self._to_landmarks = CNN_DETECTION_TO_LANDMARKS[side]
         elif self.options.start_detector == "cascade":
             self._detector = FaceDetector()
             self._to_landmarks = DETECTION_TO_LANDMARKS

@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m training.regressor.calibrate_boxes [--detector cnn|cascade]  (after
 training.regressor.fit_landmarks68 and training.regressor.landmarks68_masks). On the landmarks68 training
 faces (our held-out tenth excluded): where the 68 landmarks lie relative to the start detector's box
-(the CNN of core.detect.cnn with the tracker's options: CNN_DETECTION_TO_LANDMARKS; or the frontal
+(the CNN of core.detect.cnn with the tracker's options at --input-side: CNN_DETECTION_TO_LANDMARKS; or the frontal
 Viola-Jones cascade: DETECTION_TO_LANDMARKS), and where the face region (the masks rendered from the
 fits) lies relative to the landmarks' box; prints medians and 10-90 % ranges.
 """
@@ -25,9 +25,10 @@ from evaluation.paths import BUILD_DIR, require_data
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--detector", choices=("cnn", "cascade"), default="cnn")
+    ap.add_argument("--input-side", type=int, default=320, help="the CNN's input side (320: video, 480: still photos)")
     args = ap.parse_args(argv)
     if args.detector == "cnn":
-        cnn = CnnFaceDetector(CnnDetectorOptions.tracker())
+        cnn = CnnFaceDetector(CnnDetectorOptions(input_side_px=args.input_side, mirror=False))
         detect = lambda image: [f.box for f in cnn.detect(image)]  # noqa: E731
     else:
         detect = detect_faces
