@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.common import machine, write_json
 from core.masks.batch import DEFAULT_MIN_SCORE
-from core.detect.detection import MultiFaceDetector
+from core.detect.cnn import CnnFaceDetector
 from core.masks.follow import FaceFollower, FollowOptions
 from core.segment.segmentation import FaceSegmenter, merge_face_masks
 from core.io.sources import VideoFileSource
@@ -42,7 +42,7 @@ def read_frames(path: Path, limit: int) -> list[np.ndarray]:
 
 def run(segmenter, frames, every: int) -> tuple[list, float, int]:
     """Per frame (merged mask, face count), seconds, frames detected."""
-    with MultiFaceDetector() as detector:
+    with CnnFaceDetector() as detector:
         follower = FaceFollower(segmenter, detector, FollowOptions(detect_every=every, min_score=DEFAULT_MIN_SCORE))
         out = []
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Where the default `masks` path spends its time on 640x480 group photos.
+"""Where the cascades' `masks` path (the earlier default detector, MultiFaceDetector) spends its time on 640x480 group photos.
 
     .venv/bin/python -m bench.profile_detection             # 30 photos, about 3 minutes on one core
     .venv/bin/python -m bench.profile_detection --thorough  # the previous default's passes

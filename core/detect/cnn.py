@@ -6,11 +6,11 @@ alignment using face as point", 2020) run by ONNX Runtime; weights in models/fac
 
 The frame is scaled so that its longer side is `input_side_px` (up to `max_upscale` times larger:
 a 640x480 frame is seen at 960x720, which finds faces of 40 px, greyscale ones too, that the frame's
-own size misses), padded on the right and bottom to multiples of 32, and run, and (`mirror`) its
-mirror image too: the network misses some faces one way round that it finds the other, greyscale and
-rolled ones most (evaluation.detector_recall, README). The network's heat map (stride 4) marks face
-centres; each cell above `score_threshold` gives a box from the predicted size and sub-cell offset,
-and five landmarks; the boxes of both passes merge by non-maximum suppression. Each face also gets the square face box that the segmenter expects (the face region,
+own size misses), padded on the right and bottom to multiples of 32, and run; with `mirror`, its
+mirror image too (twice the time: on hard group photos the same recall with half the false faces
+before the segmenter's score filter, docs/benchmarks.md). The network's heat map (stride 4) marks
+face centres; each cell above `score_threshold` gives a box from the predicted size and sub-cell
+offset, and five landmarks; overlapping boxes merge by non-maximum suppression. Each face also gets the square face box that the segmenter expects (the face region,
 hairline to chin and ear to ear), through FACE_BOX_FROM_DETECTION. Boxes are in the frame's pixels,
 x right and y down.
 """
@@ -83,7 +83,7 @@ class CnnDetectorOptions:
     input_side_px: the frame is scaled so that its longer side is this many pixels (the network's
       cost grows with its area: 960x720 takes about 2.3x 640x480's time).
     max_upscale: ... but never enlarged more than this (a small frame is not blown up without end).
-    mirror: run the mirrored frame too (twice the time; more faces found).
+    mirror: run the mirrored frame too (twice the time; fewer false faces at a higher threshold).
     score_threshold: faces whose heat map peak is below this are dropped.
     nms_iou: boxes overlapping a stronger one by more than this IoU are dropped.
     min_face_px: boxes shorter than this (frame pixels) are dropped.
@@ -92,9 +92,9 @@ class CnnDetectorOptions:
     """
     model_path: str | Path | None = None
     input_side_px: int = 960
-    max_upscale: float = 2.0
-    mirror: bool = True
-    score_threshold: float = 0.3
+    max_upscale: float = 1.5
+    mirror: bool = False
+    score_threshold: float = 0.2
     nms_iou: float = 0.3
     min_face_px: float = 0.0
     device: str = "cpu"
@@ -114,21 +114,20 @@ class CnnDetectorOptions:
 
     @classmethod
     def fast(cls) -> "CnnDetectorOptions":
-        """The frame at 640 px, no mirrored pass: about 4x quicker at 640x480, finds fewer small,
-        rolled and greyscale faces."""
-        return cls(input_side_px=640, mirror=False)
+        """The frame at 640 px: about 2.3x quicker at 640x480, finds fewer small, rolled and greyscale faces."""
+        return cls(input_side_px=640)
 
     @classmethod
     def tracker(cls) -> "CnnDetectorOptions":
         """The tracker's start in a video: one performer near the camera, the frame at 320 px, one
         pass (run on every frame while the face is lost, so it must cost no more than the cascade did)."""
-        return cls(input_side_px=320, mirror=False)
+        return cls(input_side_px=320, score_threshold=0.3)
 
     @classmethod
     def still_photo(cls) -> "CnnDetectorOptions":
         """The tracker's start on a still photo (one chance): the frame at 480 px, one pass (at 320 px
         the network scored some faces that fill a 256 px photo below 0.3)."""
-        return cls(input_side_px=480, mirror=False)
+        return cls(input_side_px=480, score_threshold=0.3)
 
 
 class CnnFaceDetector:
