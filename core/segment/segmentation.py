@@ -113,9 +113,9 @@ class SegmentationResult:
 
 
 # A face whose mask's mean face probability is below this is dropped by the batch and video paths.
-# 0.5 since the CNN detector (core.detect.cnn) finds the faces: its false faces are few (0.06 per hard
-# group photo) and the filter at 0.8 dropped rolled and covered true faces with them; on the hard
-# group photos 0.5 kept recall at 0.985 (0.989 unfiltered) and cut false faces to 0.027 per photo
+# 0.5 since the CNN detector (core.detect.cnn) finds the faces: on 150 hard group photos 0.5 kept
+# recall at 0.983 (0.989 unfiltered) and cut false faces from 0.127 to 0.047 per photo, where 0.8
+# cut them to 0.027 but dropped rolled and covered true faces (recall 0.974)
 # (`python -m evaluation.detector_recall`, docs/benchmarks.md). With the cascades it was 0.8.
 DEFAULT_MIN_SCORE = 0.5
 
