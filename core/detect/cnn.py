@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..io.files import shipped_model_path
+from ..io.closing import Closing
 from ..io.image_input import as_bgr_uint8
 from ..io.onnx_runtime import open_session
 
@@ -130,7 +131,7 @@ class CnnDetectorOptions:
         return cls(input_side_px=480, score_threshold=0.3)
 
 
-class CnnFaceDetector:
+class CnnFaceDetector(Closing):
     """Every face of a frame with CenterFace on ONNX Runtime. Create once, call per frame, close (or `with`)."""
 
     def __init__(self, options: CnnDetectorOptions | None = None):
@@ -202,12 +203,6 @@ class CnnFaceDetector:
 
     def close(self) -> None:
         self._session = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def decode(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, points: np.ndarray, threshold: float):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.closing import Closing
 from ..io.image_input import as_gray_uint8
 
 __all__ = ["FaceDetector", "DetectorOptions", "detect_faces", "crop_box_from_face_box",
@@ -49,7 +50,7 @@ class DetectorOptions:
     max_width_px: int = 480           # frames wider than this are downscaled before detection
 
 
-class FaceDetector:
+class FaceDetector(Closing):
     """Viola-Jones face detection; `detect(frame)` returns boxes sorted by area, largest first."""
 
     def __init__(self, options: DetectorOptions | None = None):
@@ -68,12 +69,6 @@ class FaceDetector:
 
     def close(self) -> None:
         self._cascade = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 _default_detector: FaceDetector | None = None
@@ -209,7 +204,7 @@ def merge_detections(detections: list[FaceDetection], overlap: float) -> list[Fa
     return sorted(kept, key=lambda d: d.face_box[2] * d.face_box[3], reverse=True)
 
 
-class MultiFaceDetector:
+class MultiFaceDetector(Closing):
     """Every face in a frame: `detect(frame)` returns FaceDetections, largest first.
 
     What it misses (group photos, README): about a third of the faces under 32 px tall (boxes
@@ -305,12 +300,6 @@ class MultiFaceDetector:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._frontal = self._profile = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 _PASS_COST = {"profile": 0, "profile_mirrored": 0, "frontal_rolled": 1, "frontal": 2}   # dearest first

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from .closing import Closing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 
@@ -31,7 +32,7 @@ class Frame:
     image: np.ndarray   # HxWx3 uint8 BGR
 
 
-class FrameSource:
+class FrameSource(Closing):
     """Common behaviour: iteration, context manager, properties fps, size, frame_count."""
 
     name: str = ""
@@ -51,12 +52,6 @@ class FrameSource:
             if frame is None:
                 return
             yield frame
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 from ..detect.cnn import detect_all_faces
 from ..detect.detection import CROP_SCALE_FROM_FACE, crop_box_from_face_box
 from ..io.files import shipped_model_path
+from ..io.closing import Closing
 from ..io.image_input import as_bgr_uint8
 
 __all__ = ["FaceSegmenter", "SegmenterOptions", "SegmenterDeviceError", "DEVICES", "cuda_listed",
@@ -385,7 +386,7 @@ def _providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-class FaceSegmenter:
+class FaceSegmenter(Closing):
     """Face / not-face segmentation of a frame. Create once, call per frame, close (or `with`)."""
 
     def __init__(self, model_path: str | Path | None = None, options: SegmenterOptions | None = None):
@@ -554,9 +555,3 @@ class FaceSegmenter:
 
     def close(self) -> None:
         self._session = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..face.face_model import FaceModel
 from ..face.fitting import FitOptions, FitResult, WarmStart, fit_identity_focal
+from ..io.closing import Closing
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Adaptation:
     version: int
 
 
-class IdentityAdapter:
+class IdentityAdapter(Closing):
     """Collects keyframes and solves Eq. 3 in the background; `latest()` is thread-safe."""
 
     def __init__(self, model: FaceModel, image_size: tuple[int, int], focal_prior_px: float,
@@ -154,12 +155,6 @@ class IdentityAdapter:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ------------------------------------------------------------ internals
 
