@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from .closing import Closing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
