@@ -102,3 +102,7 @@ ANTAGONIST_PAIRS: tuple[tuple[int, int], ...] = _index_pairs(ANTAGONIST_NAMES)
 GAZE_NAMES: tuple[str, ...] = tuple(f"Eye{d}_{s}" for d in ("Down", "In", "Out", "Up") for s in ("L", "R"))
 """The eight gaze channels: they turn the eyeballs, which the 68 landmarks do not see."""
 GAZE_CHANNELS: tuple[int, ...] = tuple(FACS_NAMES.index(n) for n in GAZE_NAMES)
+
+UNOBSERVED_NAMES: tuple[str, ...] = GAZE_NAMES + ("JawFwd",)
+"""Channels that 68 landmarks seen from the front cannot tell: the gaze, and the jaw's move in depth."""
+UNOBSERVED_CHANNELS: tuple[int, ...] = tuple(FACS_NAMES.index(n) for n in UNOBSERVED_NAMES)

@@ -18,7 +18,7 @@ import numpy as np
 from .box_qp import ArrowHessian, arrow_box_step, dense_box_step
 from .camera import camera_matrix, focal_from_mm, head_angles, principal_point, project
 from .face_model import FaceModel, SubsetBasis
-from .facs import NUM_FACS
+from .facs import ANTAGONIST_PAIRS, NUM_FACS, UNOBSERVED_CHANNELS
 
 NUM_LANDMARKS = 68
 DEFAULT_FOCAL_MM = 50.0
@@ -48,6 +48,13 @@ class FitOptions:
     # (channel, factor) pairs: expression_l1 times factor for that channel (subtle shapes that would
     # otherwise explain what a plainer one should)
     l1_factors: tuple[tuple[int, float], ...] = ()
+
+
+def with_expression_priors(options: FitOptions) -> FitOptions:
+    """options with the priors that give the 46 weights their meaning for animation: antagonists
+    apart (facs.ANTAGONIST_PAIRS), channels the landmarks cannot see at 0 (facs.UNOBSERVED_NAMES).
+    The regressor's training targets and the tracker's per-frame fit both use them."""
+    return replace(options, exclusive_pairs=ANTAGONIST_PAIRS, fixed_zero=UNOBSERVED_CHANNELS)
 
 
 @dataclass

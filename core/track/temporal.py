@@ -20,7 +20,7 @@ import numpy as np
 
 from ..face.camera import project
 from ..face.face_model import FaceModel
-from ..face.facs import ANTAGONIST_PAIRS, FACS_NAMES, GAZE_NAMES, NUM_FACS
+from ..face.facs import ANTAGONIST_PAIRS, FACS_NAMES, NUM_FACS, UNOBSERVED_NAMES
 from ..face.fitting import FitOptions, fit_frame
 from .regressor import ShapeState
 
@@ -54,7 +54,7 @@ class SteadyOptions:
     fit_steps: int = 2
     # channels held at 0: the gaze (the 68 landmarks do not see the eyeballs) and JawFwd (a move in
     # depth, which a camera in front barely sees)
-    unobserved: tuple[str, ...] = GAZE_NAMES + ("JawFwd",)
+    unobserved: tuple[str, ...] = UNOBSERVED_NAMES
     # channels whose sparsity prior is `subtle_factor` times the others': lip rolls and closing the
     # lips thin the lip outline only slightly, and would otherwise take over what JawOpen does
     subtle: tuple[str, ...] = ("LipsUpperClose", "LipsLowerClose", "LipsTogether")
