@@ -277,3 +277,18 @@ def test_fit_frame_anchor_pulls_the_weights_towards_it(model):
     held = fit_frame(*args, anchor=anchor, options=FitOptions(silhouette_jaw=False, max_iterations=5, anchor_weight=1.0))
     jaw = FACS_NAMES.index("JawOpen")
     assert held.expression[jaw] < free.expression[jaw] - 0.1
+
+
+def test_an_active_channel_crosses_over_to_its_antagonist_within_a_few_steps(model):
+    """From wide eyes (EyeOpen) to a blink in one step: the pair acts as one signed weight."""
+    from core.face.facs import ANTAGONIST_PAIRS
+    from core.face.fitting import fit_frame
+    x = np.zeros(46)
+    x[FACS_NAMES.index("EyeBlink_L")] = 0.9
+    pts, rot = _posed_landmarks(model, x)
+    start = np.zeros(46)
+    start[FACS_NAMES.index("EyeOpen_L")] = 0.6
+    fit = fit_frame(model, pts, (640, 480), rot, [0.0, 0.0, 60.0], start, np.zeros(model.num_identity), 800.0,
+                    options=FitOptions(silhouette_jaw=False, max_iterations=1, exclusive_pairs=ANTAGONIST_PAIRS))
+    assert fit.expression[FACS_NAMES.index("EyeOpen_L")] == 0.0
+    assert fit.expression[FACS_NAMES.index("EyeBlink_L")] > 0.6

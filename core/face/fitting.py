@@ -368,6 +368,7 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     span = np.log(options.focal_range)
     mu = 1e-3
     constrained = bool(options.exclusive_pairs or options.fixed_zero)
+    crossing = _crossing_pairs(options)
     l1 = _l1_weights(options)
     if constrained:  # start inside the constraints
         states = [replace(st, expression=np.where(_held_at_zero(st.expression, np.zeros(n_x), options), 0.0,
@@ -399,6 +400,9 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
                 held = _held_at_zero(st.expression, g[xs], options)
                 lo[xs][held] = 0.0
                 hi[xs][held] = 0.0
+                for a, b in crossing.items():  # an active channel may pass through 0 to its partner
+                    if held[b] and not held[a] and b not in options.fixed_zero:
+                        lo[xs][a] = -st.expression[a] - 1.0
         h = h.add_diagonal(prior_diag) if n_frames > 1 else h + np.diag(prior_diag)
         if solve_identity:
             g[u_slice] += 2.0 * options.identity_prior * u
@@ -415,7 +419,8 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
                 hd = h.copy()
                 hd[diag_idx, diag_idx] += mu * diag
                 step = dense_box_step(hd, g, lo, hi)
-            new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal)
+            new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal,
+                                                       options, crossing)
             new_energy = _total_energy(bases, probs, new_states, new_u, new_log_f, log_f_prior, options, anchors)
             if new_energy < energy:
                 improved = True
@@ -431,13 +436,42 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     return states, u, log_f
 
 
-def _apply_step(states, u, log_f, step, per, u_slice, solve_focal):
+def _crossing_pairs(options: FitOptions) -> dict[int, int]:
+    """Exclusive pairs whose active channel may cross over to its partner within one step (as one
+    signed weight): channel -> partner, for channels that belong to a single pair."""
+    count: dict[int, int] = {}
+    for a, b in options.exclusive_pairs:
+        count[a], count[b] = count.get(a, 0) + 1, count.get(b, 0) + 1
+    out = {}
+    for a, b in options.exclusive_pairs:
+        if count[a] == 1 and count[b] == 1:
+            out[a], out[b] = b, a
+    return out
+
+
+def _settle_pairs(x: np.ndarray, options: FitOptions, crossing: dict[int, int]) -> np.ndarray:
+    """Weights after a step: a crossing channel pushed below 0 becomes its partner's weight, then
+    x is clipped to [0, 1] and the smaller of any pair still both active is set to 0."""
+    x = x.copy()
+    for a, b in crossing.items():
+        if x[a] < 0.0 and x[b] <= 0.0:
+            x[b], x[a] = -x[a], 0.0
+    x = np.clip(x, 0.0, 1.0)
+    for a, b in options.exclusive_pairs:
+        if x[a] > 0.0 and x[b] > 0.0:
+            x[b if x[a] >= x[b] else a] = 0.0
+    return x
+
+
+def _apply_step(states, u, log_f, step, per, u_slice, solve_focal, options: FitOptions | None = None,
+                crossing: dict[int, int] | None = None):
     new_states = []
     for i, st in enumerate(states):
         d = step[i * per:(i + 1) * per]
         rw, _ = cv2.Rodrigues(d[:3])
-        new_states.append(_FrameState(rw @ st.rotation, st.abc + d[3:6],
-                                      np.clip(st.expression + d[N_POSE:], 0.0, 1.0), st.rows))
+        x = st.expression + d[N_POSE:]
+        x = _settle_pairs(x, options, crossing) if options is not None and options.exclusive_pairs else np.clip(x, 0.0, 1.0)
+        new_states.append(_FrameState(rw @ st.rotation, st.abc + d[3:6], x, st.rows))
     new_u = u + step[u_slice] if u_slice is not None else u
     new_log_f = log_f + step[-1] if solve_focal else log_f
     return new_states, new_u, new_log_f
