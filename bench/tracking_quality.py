@@ -48,8 +48,9 @@ CLIPS = ("webcam_talking", "webcam_hand_occlusion", "fgnet_talking_face", "expre
          "expressions_glasses")
 TOOLS = ("maskcap", "maskcap_raw", "mediapipe", "dlib")
 # the clip shows the motion when its geometric measure spans at least this much (5-95 %)
-MOTION_RANGE = {"JawOpen": ("jaw_drop", 0.10), "MouthSmile": ("corner_lift", 0.08), "BrowsU": ("brow_inner", 0.05)}
-CHANNELS = {"JawOpen": ("JawOpen",), "MouthSmile": ("MouthSmile_L", "MouthSmile_R"),
+MOTION_RANGE = {"JawOpen": ("jaw_drop", 0.10), "JawOpen_lips": ("mouth_open", 0.10),
+                "MouthSmile": ("corner_lift", 0.08), "BrowsU": ("brow_inner", 0.05)}
+CHANNELS = {"JawOpen": ("JawOpen",), "JawOpen_lips": ("JawOpen",), "MouthSmile": ("MouthSmile_L", "MouthSmile_R"),
             "BrowsU": ("BrowsU_C", "BrowsU_L", "BrowsU_R")}
 ANTAGONISTS = tuple((FACS_NAMES.index(a), FACS_NAMES.index(b)) for a, b in ANTAGONIST_NAMES)
 
@@ -99,7 +100,8 @@ def clip_measures(tracks: dict, mesh: np.ndarray, mapping: np.ndarray) -> tuple[
         ok = found[t] & found["mediapipe"]
         out["blink"][t] = {side: vq.blink_scores(b[:, FACS_NAMES.index(f"EyeBlink_{side}")], g[f"eye_openness_{side}"], ok)
                            for side in ("L", "R")}
-        geometry = {"JawOpen": g["jaw_drop"], "MouthSmile": vq.smile_geometry(g), "BrowsU": vq.brow_geometry(g)}
+        geometry = {"JawOpen": g["jaw_drop"], "JawOpen_lips": g["mouth_open"], "MouthSmile": vq.smile_geometry(g),
+                    "BrowsU": vq.brow_geometry(g)}
         out["correlation"][t] = {}
         for key, names in CHANNELS.items():
             channel = b[:, [FACS_NAMES.index(n) for n in names]].mean(1)
@@ -125,7 +127,17 @@ def _num(v, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def report_lines(result: dict) -> list[str]:
+def decode_clip(clip: str, count: int) -> tuple[np.ndarray, float]:
+    """A clip of ../shared/data/videos by name, or any video file."""
+    if not Path(clip).suffix:
+        return decode(clip, count)
+    from core.io.sources import open_source
+
+    with open_source(Path(clip)) as source:
+        return np.stack([f.image for _, f in zip(range(count), source)]), source.fps
+
+
+def report_lines(result: dict, name: str = "tracking_quality") -> list[str]:
     clips = result["clips"]
     lines = ["# Tracking quality: maskcap, MediaPipe FaceMesh and dlib in one run", "",
              f"Made by `.venv/bin/python -m bench.tracking_quality` ({result['machine']['cpu']}, "
@@ -169,10 +181,11 @@ def report_lines(result: dict) -> list[str]:
             lines.append(f"| {clip} | {side} | {a['closed_frames']} / {a['open_frames']} | {_pct(a['recall'], 0)} | "
                          f"{_pct(a['false_rate'], 1)} | {_pct(b['recall'], 0)} | {_pct(b['false_rate'], 1)} |")
     lines += ["", "## Channels against geometry", "",
-              "Pearson r of JawOpen with the jaw drop (nose to chin), MouthSmile (mean of L and R) with the corners' "
+              "Pearson r of JawOpen with the jaw drop (nose to chin) and with the lips' opening (inner lips), "
+              "MouthSmile (mean of L and R) with the corners' "
               "lift and the mouth's width (z-scores summed), BrowsU (mean of C, L, R) with the brows' height above "
               "the eyes. An asterisk: the clip barely shows that motion (target r >= 0.8 where it does).", "",
-              "| clip | JawOpen: maskcap / raw | MouthSmile | BrowsU |", "|---|---|---|---|"]
+              "| clip | JawOpen (jaw): maskcap / raw | JawOpen (lips) | MouthSmile | BrowsU |", "|---|---|---|---|---|"]
     for clip, r in clips.items():
         cells = []
         for key in CHANNELS:
@@ -192,7 +205,7 @@ def report_lines(result: dict) -> list[str]:
     if grimaces:
         never = [n for n in FACS_NAMES if n not in grimaces["channels_reaching_half"]["maskcap"]]
         lines += ["", f"On `expressions_grimaces`, channels that never reach 0.5 (maskcap): {', '.join(never) or 'none'}."]
-    lines += ["", "![traces](tracking_quality.png)", "",
+    lines += ["", f"![traces]({name}.png)", "",
               "The plot: a landmark's path (the nose tip, relative to its running mean) on static-expression frames "
               "of the first clip, and EyeBlink_L against the left eye's closure (1 - openness relative to open) on "
               "the clip with the most closed-eye frames.", ""]
@@ -240,7 +253,10 @@ def plot(traces: dict) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", nargs="+", default=list(CLIPS))
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS),
+                        help="clips of ../shared/data/videos by name, or video files (e.g. training clips held out)")
+    parser.add_argument("--out", default="tracking_quality",
+                        help="name of the result (bench/results/NAME.json, reports/NAME.md and .png)")
     parser.add_argument("--frames", type=int, default=0, help="frames per clip (0: all)")
     args = parser.parse_args()
     ensure_peer_envs()
@@ -250,7 +266,8 @@ def main() -> None:
     traces = {}
     with tempfile.TemporaryDirectory(prefix="maskcap_quality_") as tmp:
         for clip in args.clips:
-            frames, fps = decode(clip, args.frames or 10 ** 6)
+            frames, fps = decode_clip(clip, args.frames or 10 ** 6)
+            clip = Path(clip).stem
             tracks = {}
             report, arrays = run_tool("mediapipe", "video", frames, Path(tmp), "--irises")
             mesh = arrays["points"].astype(np.float64)
@@ -288,10 +305,10 @@ def main() -> None:
                                           "maskcap_raw": tracks["maskcap_raw"]["blendshapes"][span, 0],
                                           "eye closure": closure[span]})
                 traces["blink_closed"] = closed
-    path = write_json("tracking_quality.json", result)
-    write_image(REPORTS / "tracking_quality.png", plot(traces))
-    write_text(REPORTS / "tracking_quality.md", "\n".join(report_lines(result)))
-    print(f"saved {path}, {REPORTS / 'tracking_quality.md'}")
+    path = write_json(f"{args.out}.json", result)
+    write_image(REPORTS / f"{args.out}.png", plot(traces))
+    write_text(REPORTS / f"{args.out}.md", "\n".join(report_lines(result, args.out)))
+    print(f"saved {path}, {REPORTS / (args.out + '.md')}")
 
 
 if __name__ == "__main__":
