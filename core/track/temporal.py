@@ -25,6 +25,8 @@ from ..face.fitting import FitOptions, fit_frame
 from .regressor import ShapeState
 
 OUTER_EYE_CORNERS = (36, 45)
+# landmarks whose resting place the expression fit learns per person: brows (17-26) and eyes (36-47)
+NEUTRAL_POINTS = np.r_[17:27, 36:48]
 
 # directions (x, y) of the shifted starts, in order; the first is the previous shape itself
 _SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1))
@@ -59,7 +61,7 @@ class SteadyOptions:
     # lips thin the lip outline only slightly, and would otherwise take over what JawOpen does
     subtle: tuple[str, ...] = ("LipsUpperClose", "LipsLowerClose", "LipsTogether")
     subtle_factor: float = 1.0
-    learn_neutral: bool = True  # fit the departure from the person's running median face (ExpressionFitter)
+    learn_neutral: bool = True  # report each channel's rise above the person's resting value (ExpressionFitter)
 
     def __post_init__(self):
         if not 1 <= self.starts <= MAX_STARTS:
@@ -129,63 +131,77 @@ def frame_fit_options(steady: SteadyOptions) -> FitOptions:
                       l1_factors=tuple((FACS_NAMES.index(name), steady.subtle_factor) for name in steady.subtle), solve_identity=False, solve_focal=False)
 
 
-def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """The rotation (2, 2) from image axes to the eye line's, and the outer-eye-corner distance."""
-    a, b = OUTER_EYE_CORNERS
-    eye = points[b] - points[a]
-    length = max(float(np.linalg.norm(eye)), 1e-6)
-    c, s = eye / length
-    return np.array([[c, s], [-s, c]]), length
-
-
 class ExpressionFitter:
     """Pose and blendshapes of tracked frames, fitted to their landmarks with the previous frame's
     blendshapes as a prior (reset() forgets them, not the person's neutral).
 
-    The person's neutral: each frame's landmarks minus the fitted model without expression are
-    kept in the face's own frame (eye line, outer-eye-corner distance); their running median over
-    the last `neutral_frames` frames is what this person's face looks like most of the time, and
-    the fit explains the landmarks' departure from it. Without it the 46 weights explain the
-    person's own features (thin lips read as a pucker, a wide jaw as JawFwd)."""
+    The person's neutral: the face model, even with the fitted identity, reads some of the
+    performer's own features as expressions (wide-open eyes as EyeOpen, so that a blink only
+    brings them to the model's resting eye; thin lips as a press). Two corrections, each a running
+    statistic over the last `neutral_frames` frames:
+    - eyes and brows (NEUTRAL_POINTS): the landmarks' offsets from the fitted model without
+      expression, lifted into the head's frame so that they turn with it; their median (eyes are
+      open and brows at rest most of the time) is subtracted from the landmarks before the fit;
+    - every channel: its 10th percentile is this person's resting value, and the weight reported
+      is how far the channel rises above it, (x - rest) / (1 - rest). The mouth and jaw move most
+      of the time in speech, so only a low percentile is their rest; the mapping keeps each
+      channel's ordering over time, antagonists apart and held channels at 0."""
 
     def __init__(self, model: FaceModel, steady: SteadyOptions, neutral_frames: int = 300,
-                 neutral_every: int = 10, neutral_min_frames: int = 10):
+                 neutral_every: int = 10, neutral_min_frames: int = 30, rest_percentile: float = 10.0):
         self.model = model
         self.options = frame_fit_options(steady)
         self.learn_neutral = steady.learn_neutral
         self.neutral_frames, self.neutral_every, self.neutral_min_frames = neutral_frames, neutral_every, neutral_min_frames
+        self.rest_percentile = rest_percentile
         self._previous: np.ndarray | None = None
+        self._history: list[np.ndarray] = []
         self._offsets: list[np.ndarray] = []
         self._count = 0
-        self.neutral: np.ndarray | None = None  # (68, 2) in the face's frame, outer-eye-corner units
+        self.rest: np.ndarray | None = None     # (46,) the person's resting weights
+        self.neutral: np.ndarray | None = None  # (68, 3) cm, head frame; zero outside NEUTRAL_POINTS
 
     def reset(self) -> None:
         self._previous = None
 
     def forget_person(self) -> None:
         self.reset()
-        self._offsets, self._count, self.neutral = [], 0, None
+        self._history, self._offsets, self._count, self.rest, self.neutral = [], [], 0, None, None
 
     def __call__(self, points, image_size, rotation, translation, expression, identity, focal_px):
         """(rotation, translation, blendshapes) that explain points (68, 2) in pixels; the fit
-        starts from the given pose and from the previous frame's blendshapes (or the given ones)."""
+        starts from the given pose and from the previous frame's fitted weights (or the given ones)."""
         points = np.asarray(points, np.float64)
-        to_face, iod = _face_frame(points)
-        target = points if self.neutral is None else points - (self.neutral * iod) @ to_face
+        rotation, translation = np.asarray(rotation, np.float64), np.asarray(translation, np.float64)
+        target = points
+        if self.neutral is not None:  # the neutral offsets, turned with the head and projected at its depth
+            target = points - (self.neutral @ rotation.T)[:, :2] * (focal_px / translation[2])
         start = expression if self._previous is None else self._previous
         fit = fit_frame(self.model, target, image_size, rotation, translation, start, identity, focal_px,
                         anchor=self._previous, options=self.options)
         self._previous = fit.expression.copy()
+        weights = fit.expression.copy()
         if self.learn_neutral:
-            self._learn_neutral(points, fit, identity, to_face, iod)
-        return fit.rotation, fit.translation, fit.expression
+            self._learn_offsets(points, fit, identity)
+            self._learn_rest(weights)
+            if self.rest is not None:
+                weights = np.clip((weights - self.rest) / (1.0 - self.rest), 0.0, 1.0)
+        return fit.rotation, fit.translation, weights
 
-    def _learn_neutral(self, points, fit, identity, to_face, iod) -> None:
+    def _learn_offsets(self, points, fit, identity) -> None:
         sub = self.model.subset(fit.vertex_ids)
         bare = project(sub.positions(np.asarray(identity, np.float64), np.zeros(NUM_FACS)) @ fit.rotation.T
                        + fit.translation, fit.focal_px, fit.center)
-        self._offsets.append(((points - bare) @ to_face.T) / iod)
+        in_camera = np.zeros((len(points), 3))
+        in_camera[NEUTRAL_POINTS, :2] = (points - bare)[NEUTRAL_POINTS] * (fit.translation[2] / fit.focal_px)
+        self._offsets.append(in_camera @ fit.rotation)  # camera to head frame
         del self._offsets[:-self.neutral_frames]
-        self._count += 1
         if len(self._offsets) >= self.neutral_min_frames and (self.neutral is None or self._count % self.neutral_every == 0):
             self.neutral = np.median(np.stack(self._offsets), axis=0)
+
+    def _learn_rest(self, weights: np.ndarray) -> None:
+        self._history.append(weights)
+        del self._history[:-self.neutral_frames]
+        self._count += 1
+        if len(self._history) >= self.neutral_min_frames and (self.rest is None or self._count % self.neutral_every == 0):
+            self.rest = np.minimum(np.percentile(np.stack(self._history), self.rest_percentile, axis=0), 0.9)
