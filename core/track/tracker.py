@@ -483,8 +483,10 @@ class FaceTracker:
         steady = self.options.steady if keep else None
         if steady is not None and steady.starts > 1:
             shift = steady.start_shift * face_scale(landmarks(state, self._lm, self._focal, center))
-            state = mean_state([self._run_cascade(gray, mask, start, passes)
-                                for start in shifted_starts(state, steady.starts, shift, self._focal)])
+            starts = shifted_starts(state, steady.starts, shift, self._focal)
+            for _ in range(passes):
+                starts = self.cascade.run_many(gray, mask, starts, self._lm, self._focal, center)
+            state = mean_state(starts)
         else:
             state = self._run_cascade(gray, mask, state, passes)
         timings["regression_ms"] = (time.perf_counter() - t0) * 1000
