@@ -17,3 +17,21 @@ def test_labels_file_is_written_whole_and_leaves_no_temp_file(tmp_path):
     write_json_atomic(out, {"images": {"a.jpg": {"points68": [[0.0, 0.0]] * 68}}, "no_face": ["b.jpg"]})
     assert json.loads(out.read_text())["no_face"] == ["b.jpg"]
     assert [p.name for p in tmp_path.iterdir()] == ["labels.json"]
+
+
+def test_video_targets_take_dlibs_points_with_mediapipes_eyelids_and_drop_disagreeing_teachers():
+    from training.teachers.fit_video_labels import EYELIDS, combined_points
+
+    rng = np.random.default_rng(0)
+    mapping = np.arange(68) * 7                      # a made-up mesh index for each iBUG point
+    dlib = rng.uniform(60, 200, (68, 2))
+    dlib[36], dlib[45] = (80.0, 100.0), (180.0, 100.0)
+    mesh = np.zeros((478, 2))
+    mesh[mapping] = dlib + 1.0                       # the teachers agree to a pixel
+    mesh[mapping[list(EYELIDS)]] += [0.0, 3.0]       # but MediaPipe's lids sit lower (a closing eye)
+    points = combined_points(dlib, mesh, mapping, max_disagreement=0.08)
+    others = [k for k in range(68) if k not in EYELIDS]
+    assert np.allclose(points[others], dlib[others])
+    assert np.allclose(points[list(EYELIDS)], dlib[list(EYELIDS)] + [1.0, 4.0])
+    mesh[mapping[48:68]] += 40.0                     # the mouths disagree by far more than 8 % of the eye distance
+    assert combined_points(dlib, mesh, mapping, max_disagreement=0.08) is None
