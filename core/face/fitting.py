@@ -45,9 +45,6 @@ class FitOptions:
     exclusive_pairs: tuple[tuple[int, int], ...] = ()
     fixed_zero: tuple[int, ...] = ()    # channels held at 0: ones the landmarks cannot see (facs.GAZE_CHANNELS)
     anchor_weight: float = 0.0          # on |x - anchor|^2 per frame, where a frame has an anchor (tracking)
-    # (channel, factor) pairs: expression_l1 times factor for that channel (subtle shapes that would
-    # otherwise explain what a plainer one should)
-    l1_factors: tuple[tuple[int, float], ...] = ()
 
 
 def with_expression_priors(options: FitOptions) -> FitOptions:
@@ -288,20 +285,12 @@ def _frame_linearisation(bases, prob, st: _FrameState, u, log_f, want_identity: 
     return e, j_frame, j_u, j_logf
 
 
-def _l1_weights(options: FitOptions) -> np.ndarray:
-    w = np.full(NUM_FACS, options.expression_l1)
-    for channel, factor in options.l1_factors:
-        w[channel] *= factor
-    return w
-
-
 def _total_energy(bases, probs, states, u, log_f, log_f_prior, options: FitOptions, anchors=None) -> float:
     total = 0.0
-    l1 = _l1_weights(options)
     for k, (prob, st) in enumerate(zip(probs, states)):
         e = _frame_residuals(bases, prob, st, u, log_f)
         x = st.expression
-        total += float(e @ e) + float(l1 @ x) + options.expression_l2 * float(x @ x)
+        total += float(e @ e) + options.expression_l1 * x.sum() + options.expression_l2 * float(x @ x)
         if anchors is not None and anchors[k] is not None:
             total += options.anchor_weight * float(((x - anchors[k]) ** 2).sum())
     total /= len(states)
@@ -369,7 +358,6 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     mu = 1e-3
     constrained = bool(options.exclusive_pairs or options.fixed_zero)
     crossing = _crossing_pairs(options)
-    l1 = _l1_weights(options)
     if constrained:  # start inside the constraints
         states = [replace(st, expression=np.where(_held_at_zero(st.expression, np.zeros(n_x), options), 0.0,
                                                   st.expression)) for st in states]
@@ -392,7 +380,7 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
         h, g = _normal_equations(bases, probs, states, u, log_f, solve_identity, solve_focal)
         for i, st in enumerate(states):
             xs = slice(i * per + N_POSE, (i + 1) * per)
-            g[xs] += (l1 + 2.0 * options.expression_l2 * st.expression) / n_frames
+            g[xs] += (options.expression_l1 + 2.0 * options.expression_l2 * st.expression) / n_frames
             if anchors is not None and anchors[i] is not None:
                 g[xs] += 2.0 * options.anchor_weight * (st.expression - anchors[i]) / n_frames
             lo[xs], hi[xs] = -st.expression, 1.0 - st.expression

@@ -57,10 +57,6 @@ class SteadyOptions:
     # channels held at 0: the gaze (the 68 landmarks do not see the eyeballs) and JawFwd (a move in
     # depth, which a camera in front barely sees)
     unobserved: tuple[str, ...] = UNOBSERVED_NAMES
-    # channels whose sparsity prior is `subtle_factor` times the others': lip rolls and closing the
-    # lips thin the lip outline only slightly, and would otherwise take over what JawOpen does
-    subtle: tuple[str, ...] = ("LipsUpperClose", "LipsLowerClose", "LipsTogether")
-    subtle_factor: float = 1.0
     learn_neutral: bool = True  # report each channel's rise above the person's resting value (ExpressionFitter)
 
     def __post_init__(self):
@@ -127,8 +123,7 @@ def frame_fit_options(steady: SteadyOptions) -> FitOptions:
     """Eq. 4's options for a tracked frame: few steps, the tracking priors."""
     return FitOptions(max_iterations=steady.fit_steps, exclusive_pairs=ANTAGONIST_PAIRS,
                       fixed_zero=tuple(FACS_NAMES.index(name) for name in steady.unobserved),
-                      anchor_weight=steady.expression_prior,
-                      l1_factors=tuple((FACS_NAMES.index(name), steady.subtle_factor) for name in steady.subtle), solve_identity=False, solve_focal=False)
+                      anchor_weight=steady.expression_prior, solve_identity=False, solve_focal=False)
 
 
 class ExpressionFitter:
