@@ -35,3 +35,19 @@ def test_video_targets_take_dlibs_points_with_mediapipes_eyelids_and_drop_disagr
     assert np.allclose(points[list(EYELIDS)], dlib[list(EYELIDS)] + [1.0, 4.0])
     mesh[mapping[48:68]] += 40.0                     # the mouths disagree by far more than 8 % of the eye distance
     assert combined_points(dlib, mesh, mapping, max_disagreement=0.08) is None
+
+
+def test_video_targets_are_each_channels_rise_above_the_persons_rest():
+    from core.face.facs import FACS_NAMES
+    from training.teachers.fit_video_labels import above_rest
+
+    jaw, eye = FACS_NAMES.index("JawOpen"), FACS_NAMES.index("EyeOpen_L")
+    x = np.zeros((40, 46))
+    x[:, jaw] = np.r_[np.full(20, 0.2), np.linspace(0.2, 1.0, 20)]   # talking: the jaw rests at 0.2
+    x[:, eye] = np.r_[np.full(30, 0.6), np.full(10, 0.9)]             # wide eyes most of the time
+    clips = np.array(["a"] * 40)
+    y = above_rest(x, clips)
+    assert np.allclose(y[:20, jaw], 0.0) and np.isclose(y[-1, jaw], 1.0)
+    assert np.allclose(y[:30, eye], 0.0) and np.allclose(y[30:, eye], 0.75)  # (0.9 - 0.6) / (1 - 0.6)
+    other = above_rest(np.vstack([x, x + 0.05]), np.array(["a"] * 40 + ["b"] * 40))
+    assert np.allclose(other[:40], y)  # each clip has its own rest
