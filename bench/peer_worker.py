@@ -54,14 +54,16 @@ def timed(fn, *args, **kwargs):
 
 # ----------------------------------------------------------------------------- MediaPipe
 
-def mediapipe_run(frames: np.ndarray, static: bool, with_oval: bool = False):
+def mediapipe_run(frames: np.ndarray, static: bool, with_oval: bool = False, irises: bool = False):
+    """irises: FaceMesh's refined model, 478 points (eyelids and lips refined, 10 iris points)."""
     import mediapipe as mp
 
     mesh_module = mp.solutions.face_mesh
-    mesh = mesh_module.FaceMesh(static_image_mode=static, max_num_faces=1, refine_landmarks=False,
+    mesh = mesh_module.FaceMesh(static_image_mode=static, max_num_faces=1, refine_landmarks=irises,
                                 min_detection_confidence=0.5, min_tracking_confidence=0.5)
     n, h, w = frames.shape[:3]
-    points = np.full((n, 468, 2), np.nan, np.float32)
+    count = 478 if irises else 468
+    points = np.full((n, count, 2), np.nan, np.float32)
     ms = []
     for i in range(n):
         frame = np.ascontiguousarray(frames[i])
@@ -72,7 +74,7 @@ def mediapipe_run(frames: np.ndarray, static: bool, with_oval: bool = False):
         if result.multi_face_landmarks:
             lm = result.multi_face_landmarks[0].landmark
             # normalised coordinates are edge-based: pixel centre = u * size - 0.5
-            points[i] = [(p.x * w - 0.5, p.y * h - 0.5) for p in lm[:468]]
+            points[i] = [(p.x * w - 0.5, p.y * h - 0.5) for p in lm[:count]]
     mesh.close()
     extra = {}
     if with_oval:
@@ -216,12 +218,13 @@ def main() -> None:
     parser.add_argument("--task", choices=("video", "stills"), default="video")
     parser.add_argument("--frames", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--irises", action="store_true", help="MediaPipe: the refined 478-point model")
     args = parser.parse_args()
     frames = np.load(args.frames, mmap_mode="r")
     baseline = rss_mb()
     t0 = time.perf_counter()
     if args.tool == "mediapipe":
-        points, timings, extra = mediapipe_run(frames, static=args.task == "stills", with_oval=True)
+        points, timings, extra = mediapipe_run(frames, static=args.task == "stills", with_oval=True, irises=args.irises)
     elif args.tool == "dlib":
         points, timings, extra = dlib_run(frames, static=args.task == "stills")
     elif args.task == "video":

@@ -47,13 +47,14 @@ def ensure_peer_envs() -> None:
     subprocess.run(["bash", str(REPO / "training" / "teachers" / "setup_envs.sh")], check=True)
 
 
-def run_tool(tool: str, task: str, frames: np.ndarray, workdir: Path) -> tuple[dict, dict]:
-    """Run one tool over frames (N, H, W, 3 BGR) in its venv; (its JSON report, its arrays)."""
+def run_tool(tool: str, task: str, frames: np.ndarray, workdir: Path, *options: str) -> tuple[dict, dict]:
+    """Run one tool over frames (N, H, W, 3 BGR) in its venv; (its JSON report, its arrays).
+    options: more arguments of bench/peer_worker.py (e.g. --irises)."""
     frames_path, out_path = workdir / "frames.npy", workdir / f"{tool}_{task}.npz"
     np.save(frames_path, np.ascontiguousarray(frames))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONPATH=str(REPO))
     cmd = [str(VENVS[tool] / "bin" / "python"), str(WORKER), "--tool", tool, "--task", task,
-           "--frames", str(frames_path), "--out", str(out_path)]
+           "--frames", str(frames_path), "--out", str(out_path), *options]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         raise RuntimeError(f"{tool} ({task}) failed with exit status {done.returncode}:\n{done.stderr[-3000:]}")

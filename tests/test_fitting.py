@@ -228,3 +228,67 @@ def test_real_faces_fit_within_a_few_percent_of_the_inter_ocular_distance(model)
     errors = [normalised_error(fit_landmarks(model, s.landmarks, (256, 256), focal_px=s.focal_prior_px), s.landmarks)
               for s in samples]
     assert np.mean(errors) < 0.035
+
+
+def test_exclusive_pairs_leave_at_most_one_antagonist_active(model):
+    from core.face.facs import ANTAGONIST_PAIRS
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        face = random_face(model, rng, noise_px=1.0)
+        fit = fit_landmarks(model, face.landmarks, face.image_size,
+                            options=FitOptions(exclusive_pairs=ANTAGONIST_PAIRS))
+        for a, b in ANTAGONIST_PAIRS:
+            assert min(fit.expression[a], fit.expression[b]) == 0.0, (FACS_NAMES[a], FACS_NAMES[b])
+
+
+def test_fixed_channels_stay_at_zero_and_the_rest_still_fits(model):
+    from core.face.facs import GAZE_CHANNELS
+    x = np.zeros(46)
+    x[FACS_NAMES.index("JawOpen")] = 0.7
+    pts, _ = _posed_landmarks(model, x)
+    fit = fit_landmarks(model, pts, (640, 480), focal_px=800.0,
+                        options=FitOptions(silhouette_jaw=False, fixed_zero=GAZE_CHANNELS))
+    assert np.all(fit.expression[list(GAZE_CHANNELS)] == 0.0)
+    assert abs(fit.expression[FACS_NAMES.index("JawOpen")] - 0.7) < 0.1
+
+
+def test_fit_frame_recovers_an_expression_from_a_nearby_start(model):
+    from core.face.fitting import fit_frame
+    x = np.zeros(46)
+    x[FACS_NAMES.index("EyeBlink_L")] = 0.9
+    x[FACS_NAMES.index("MouthSmile_R")] = 0.6
+    pts, rot = _posed_landmarks(model, x, yaw=10.0)
+    start_rot = head_rotation(np.radians(12.0), 0.02, 0.0)
+    fit = fit_frame(model, pts, (640, 480), start_rot, [0.3, 0.0, 61.0], np.zeros(46), np.zeros(model.num_identity),
+                    800.0, options=FitOptions(silhouette_jaw=False, max_iterations=5))
+    assert fit.expression[FACS_NAMES.index("EyeBlink_L")] > 0.7
+    assert fit.expression[FACS_NAMES.index("MouthSmile_R")] > 0.4
+    assert rotation_angle_deg(fit.rotation, rot) < 1.0
+
+
+def test_fit_frame_anchor_pulls_the_weights_towards_it(model):
+    from core.face.fitting import fit_frame
+    x = np.zeros(46)
+    x[FACS_NAMES.index("JawOpen")] = 0.6
+    pts, rot = _posed_landmarks(model, x)
+    anchor = np.zeros(46)
+    args = (model, pts, (640, 480), rot, [0.0, 0.0, 60.0], x, np.zeros(model.num_identity), 800.0)
+    free = fit_frame(*args, options=FitOptions(silhouette_jaw=False, max_iterations=5))
+    held = fit_frame(*args, anchor=anchor, options=FitOptions(silhouette_jaw=False, max_iterations=5, anchor_weight=1.0))
+    jaw = FACS_NAMES.index("JawOpen")
+    assert held.expression[jaw] < free.expression[jaw] - 0.1
+
+
+def test_an_active_channel_crosses_over_to_its_antagonist_within_a_few_steps(model):
+    """From wide eyes (EyeOpen) to a blink in one step: the pair acts as one signed weight."""
+    from core.face.facs import ANTAGONIST_PAIRS
+    from core.face.fitting import fit_frame
+    x = np.zeros(46)
+    x[FACS_NAMES.index("EyeBlink_L")] = 0.9
+    pts, rot = _posed_landmarks(model, x)
+    start = np.zeros(46)
+    start[FACS_NAMES.index("EyeOpen_L")] = 0.6
+    fit = fit_frame(model, pts, (640, 480), rot, [0.0, 0.0, 60.0], start, np.zeros(model.num_identity), 800.0,
+                    options=FitOptions(silhouette_jaw=False, max_iterations=1, exclusive_pairs=ANTAGONIST_PAIRS))
+    assert fit.expression[FACS_NAMES.index("EyeOpen_L")] == 0.0
+    assert fit.expression[FACS_NAMES.index("EyeBlink_L")] > 0.6

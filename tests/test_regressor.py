@@ -45,3 +45,31 @@ def test_a_missing_or_corrupt_regressor_file_raises_an_error_naming_it(tmp_path)
     bad.write_bytes(b"not a zip")
     with pytest.raises(RegressorModelError, match="broken.npz"):
         FernCascade.load(bad)
+
+
+def test_running_several_starts_at_once_gives_what_running_each_gives():
+    from core.face.camera import head_rotation
+    from core.face.face_model import load_face_model
+    import cv2
+
+    from core.track.regressor import FernCascade, LandmarkModel, ShapeState
+    from core.track.tracker import default_regressor_path
+    from core.track.temporal import shifted_starts
+
+    cascade = FernCascade.load(default_regressor_path())
+    lm = LandmarkModel.from_face_model(load_face_model())
+    rng = np.random.default_rng(5)
+    gray = (rng.random((240, 320)) * 255).astype(np.uint8)
+    gray = cv2.GaussianBlur(gray, (0, 0), 3.0)
+    mask = np.ones_like(gray)
+    expression = np.zeros(46)
+    expression[[0, 19, 26]] = 0.3, 0.5, 0.2
+    state = ShapeState.from_pose(head_rotation(0.1, -0.05, 0.02), [0.5, -1.0, 70.0], expression)
+    starts = shifted_starts(state, 5, 3.0, 400.0)
+    centre = np.array([159.5, 119.5])
+    each = [cascade.run(gray, mask, s, lm, 400.0, centre) for s in starts]
+    together = cascade.run_many(gray, mask, starts, lm, 400.0, centre)
+    for a, b in zip(each, together):
+        assert np.allclose(a.rotation, b.rotation, atol=1e-9) and np.allclose(a.abc, b.abc, atol=1e-9)
+        assert np.allclose(a.expression, b.expression, atol=1e-9)
+        assert np.allclose(a.displacements, b.displacements, atol=1e-6)

@@ -82,3 +82,27 @@ EXTRA_TO_ICT: dict[str, tuple[str, ...]] = {row[0]: row[2] for row in _EXTRA_TAB
 
 NUM_FACS = len(FACS_NAMES)
 assert NUM_FACS == 46 and len(set(FACS_NAMES)) == 46 and len(set(ARKIT_NAMES)) == 46
+
+
+def _index_pairs(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[int, int], ...]:
+    return tuple((FACS_NAMES.index(a), FACS_NAMES.index(b)) for a, b in pairs)
+
+
+ANTAGONIST_NAMES: tuple[tuple[str, str], ...] = (
+    ("MouthLeft", "MouthRight"), ("JawLeft", "JawRight"),
+    ("BrowsU_L", "BrowsD_L"), ("BrowsU_R", "BrowsD_R"), ("BrowsU_C", "BrowsD_L"), ("BrowsU_C", "BrowsD_R"),
+    ("EyeBlink_L", "EyeOpen_L"), ("EyeBlink_R", "EyeOpen_R"),
+    ("MouthSmile_L", "MouthFrown_L"), ("MouthSmile_R", "MouthFrown_R"),
+    ("LipsPucker", "LipsStretch_L"), ("LipsPucker", "LipsStretch_R"),
+    ("EyeIn_L", "EyeOut_L"), ("EyeIn_R", "EyeOut_R"), ("EyeUp_L", "EyeDown_L"), ("EyeUp_R", "EyeDown_R"),
+)
+"""Channel pairs that pull the same feature opposite ways: a fit lets at most one of each be non-zero."""
+ANTAGONIST_PAIRS: tuple[tuple[int, int], ...] = _index_pairs(ANTAGONIST_NAMES)
+
+GAZE_NAMES: tuple[str, ...] = tuple(f"Eye{d}_{s}" for d in ("Down", "In", "Out", "Up") for s in ("L", "R"))
+"""The eight gaze channels: they turn the eyeballs, which the 68 landmarks do not see."""
+GAZE_CHANNELS: tuple[int, ...] = tuple(FACS_NAMES.index(n) for n in GAZE_NAMES)
+
+UNOBSERVED_NAMES: tuple[str, ...] = GAZE_NAMES + ("JawFwd",)
+"""Channels that 68 landmarks seen from the front cannot tell: the gaze, and the jaw's move in depth."""
+UNOBSERVED_CHANNELS: tuple[int, ...] = tuple(FACS_NAMES.index(n) for n in UNOBSERVED_NAMES)

@@ -18,7 +18,7 @@ import numpy as np
 from .box_qp import ArrowHessian, arrow_box_step, dense_box_step
 from .camera import camera_matrix, focal_from_mm, head_angles, principal_point, project
 from .face_model import FaceModel, SubsetBasis
-from .facs import NUM_FACS
+from .facs import ANTAGONIST_PAIRS, NUM_FACS, UNOBSERVED_CHANNELS
 
 NUM_LANDMARKS = 68
 DEFAULT_FOCAL_MM = 50.0
@@ -40,6 +40,18 @@ class FitOptions:
     jaw_tangent_weight: float = 0.1     # weight of jaw residuals along the outline
     max_iterations: int = 30            # Levenberg-Marquardt steps per refinement
     tolerance: float = 1e-4             # stop when a step lowers the energy by less than this fraction
+    # channel pairs of which at most one may be non-zero (facs.ANTAGONIST_PAIRS): the smaller of
+    # the two is held at 0, so that opposite shapes never cancel each other out
+    exclusive_pairs: tuple[tuple[int, int], ...] = ()
+    fixed_zero: tuple[int, ...] = ()    # channels held at 0: ones the landmarks cannot see (facs.GAZE_CHANNELS)
+    anchor_weight: float = 0.0          # on |x - anchor|^2 per frame, where a frame has an anchor (tracking)
+
+
+def with_expression_priors(options: FitOptions) -> FitOptions:
+    """options with the priors that give the 46 weights their meaning for animation: antagonists
+    apart (facs.ANTAGONIST_PAIRS), channels the landmarks cannot see at 0 (facs.UNOBSERVED_NAMES).
+    The regressor's training targets and the tracker's per-frame fit both use them."""
+    return replace(options, exclusive_pairs=ANTAGONIST_PAIRS, fixed_zero=UNOBSERVED_CHANNELS)
 
 
 @dataclass
@@ -273,12 +285,14 @@ def _frame_linearisation(bases, prob, st: _FrameState, u, log_f, want_identity: 
     return e, j_frame, j_u, j_logf
 
 
-def _total_energy(bases, probs, states, u, log_f, log_f_prior, options: FitOptions) -> float:
+def _total_energy(bases, probs, states, u, log_f, log_f_prior, options: FitOptions, anchors=None) -> float:
     total = 0.0
-    for prob, st in zip(probs, states):
+    for k, (prob, st) in enumerate(zip(probs, states)):
         e = _frame_residuals(bases, prob, st, u, log_f)
         x = st.expression
         total += float(e @ e) + options.expression_l1 * x.sum() + options.expression_l2 * float(x @ x)
+        if anchors is not None and anchors[k] is not None:
+            total += options.anchor_weight * float(((x - anchors[k]) ** 2).sum())
     total /= len(states)
     return total + options.identity_prior * float(u @ u) + options.focal_prior * (log_f - log_f_prior) ** 2
 
@@ -318,8 +332,19 @@ def _normal_equations(bases, probs, states, u, log_f, solve_identity: bool, solv
     return arrow, g
 
 
+def _held_at_zero(expression: np.ndarray, gradient: np.ndarray, options: FitOptions) -> np.ndarray:
+    """Channels held at 0 this step: the fixed ones, and of each exclusive pair the smaller (when
+    both are 0, the one whose gradient pulls it up less)."""
+    held = np.zeros(len(expression), bool)
+    held[list(options.fixed_zero)] = True
+    for a, b in options.exclusive_pairs:
+        xa, xb = expression[a], expression[b]
+        held[b if (xa > xb or (xa == xb and gradient[a] <= gradient[b])) else a] = True
+    return held
+
+
 def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
-            solve_identity: bool, solve_focal: bool):
+            solve_identity: bool, solve_focal: bool, anchors=None):
     """Levenberg-Marquardt on every frame's pose and expression and the shared identity and focal.
 
     Each step minimises the damped Gauss-Newton model under the bounds x in [0, 1], |u| <= 4 and
@@ -331,11 +356,18 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     u_slice = slice(n_frames * per, n_frames * per + k) if solve_identity else None
     span = np.log(options.focal_range)
     mu = 1e-3
-    energy = _total_energy(bases, probs, states, u, log_f, log_f_prior, options)
+    constrained = bool(options.exclusive_pairs or options.fixed_zero)
+    crossing = _crossing_pairs(options)
+    if constrained:  # start inside the constraints
+        states = [replace(st, expression=np.where(_held_at_zero(st.expression, np.zeros(n_x), options), 0.0,
+                                                  st.expression)) for st in states]
+    energy = _total_energy(bases, probs, states, u, log_f, log_f_prior, options, anchors)
     diag_idx = np.arange(n_var)
     prior_diag = np.zeros(n_var)                 # curvature of the quadratic priors
     for i in range(n_frames):
-        prior_diag[i * per + N_POSE:(i + 1) * per] = 2.0 * options.expression_l2 / n_frames
+        anchored = anchors is not None and anchors[i] is not None
+        prior_diag[i * per + N_POSE:(i + 1) * per] = 2.0 * (options.expression_l2
+                                                            + (options.anchor_weight if anchored else 0.0)) / n_frames
     if solve_identity:
         prior_diag[u_slice] = 2.0 * options.identity_prior
     if solve_focal:
@@ -349,7 +381,16 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
         for i, st in enumerate(states):
             xs = slice(i * per + N_POSE, (i + 1) * per)
             g[xs] += (options.expression_l1 + 2.0 * options.expression_l2 * st.expression) / n_frames
+            if anchors is not None and anchors[i] is not None:
+                g[xs] += 2.0 * options.anchor_weight * (st.expression - anchors[i]) / n_frames
             lo[xs], hi[xs] = -st.expression, 1.0 - st.expression
+            if constrained:
+                held = _held_at_zero(st.expression, g[xs], options)
+                lo[xs][held] = 0.0
+                hi[xs][held] = 0.0
+                for a, b in crossing.items():  # an active channel may pass through 0 to its partner
+                    if held[b] and not held[a] and b not in options.fixed_zero:
+                        lo[xs][a] = -st.expression[a] - 1.0
         h = h.add_diagonal(prior_diag) if n_frames > 1 else h + np.diag(prior_diag)
         if solve_identity:
             g[u_slice] += 2.0 * options.identity_prior * u
@@ -366,8 +407,9 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
                 hd = h.copy()
                 hd[diag_idx, diag_idx] += mu * diag
                 step = dense_box_step(hd, g, lo, hi)
-            new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal)
-            new_energy = _total_energy(bases, probs, new_states, new_u, new_log_f, log_f_prior, options)
+            new_states, new_u, new_log_f = _apply_step(states, u, log_f, step, per, u_slice, solve_focal,
+                                                       options, crossing)
+            new_energy = _total_energy(bases, probs, new_states, new_u, new_log_f, log_f_prior, options, anchors)
             if new_energy < energy:
                 improved = True
                 mu = max(mu / 3.0, 1e-7)
@@ -382,13 +424,42 @@ def _refine(bases, probs, states, u, log_f, log_f_prior, options: FitOptions,
     return states, u, log_f
 
 
-def _apply_step(states, u, log_f, step, per, u_slice, solve_focal):
+def _crossing_pairs(options: FitOptions) -> dict[int, int]:
+    """Exclusive pairs whose active channel may cross over to its partner within one step (as one
+    signed weight): channel -> partner, for channels that belong to a single pair."""
+    count: dict[int, int] = {}
+    for a, b in options.exclusive_pairs:
+        count[a], count[b] = count.get(a, 0) + 1, count.get(b, 0) + 1
+    out = {}
+    for a, b in options.exclusive_pairs:
+        if count[a] == 1 and count[b] == 1:
+            out[a], out[b] = b, a
+    return out
+
+
+def _settle_pairs(x: np.ndarray, options: FitOptions, crossing: dict[int, int]) -> np.ndarray:
+    """Weights after a step: a crossing channel pushed below 0 becomes its partner's weight, then
+    x is clipped to [0, 1] and the smaller of any pair still both active is set to 0."""
+    x = x.copy()
+    for a, b in crossing.items():
+        if x[a] < 0.0 and x[b] <= 0.0:
+            x[b], x[a] = -x[a], 0.0
+    x = np.clip(x, 0.0, 1.0)
+    for a, b in options.exclusive_pairs:
+        if x[a] > 0.0 and x[b] > 0.0:
+            x[b if x[a] >= x[b] else a] = 0.0
+    return x
+
+
+def _apply_step(states, u, log_f, step, per, u_slice, solve_focal, options: FitOptions | None = None,
+                crossing: dict[int, int] | None = None):
     new_states = []
     for i, st in enumerate(states):
         d = step[i * per:(i + 1) * per]
         rw, _ = cv2.Rodrigues(d[:3])
-        new_states.append(_FrameState(rw @ st.rotation, st.abc + d[3:6],
-                                      np.clip(st.expression + d[N_POSE:], 0.0, 1.0), st.rows))
+        x = st.expression + d[N_POSE:]
+        x = _settle_pairs(x, options, crossing) if options is not None and options.exclusive_pairs else np.clip(x, 0.0, 1.0)
+        new_states.append(_FrameState(rw @ st.rotation, st.abc + d[3:6], x, st.rows))
     new_u = u + step[u_slice] if u_slice is not None else u
     new_log_f = log_f + step[-1] if solve_focal else log_f
     return new_states, new_u, new_log_f
@@ -610,3 +681,36 @@ def _result(bases, state: _FrameState, prob, u, f) -> FitResult:
     return FitResult(rotation=rot, translation=t, expression=state.expression.copy(), identity=u.copy(),
                      focal_px=f, center=prob.center.copy(), projected=projected, displacements=disp,
                      vertex_ids=bases.basis.vertex_ids[rows].astype(np.int32), rmse_px=rmse)
+
+
+def fit_frame(
+    model: FaceModel,
+    landmarks,
+    image_size,
+    rotation,
+    translation,
+    expression,
+    identity,
+    focal_px: float,
+    *,
+    anchor=None,
+    weights=None,
+    options: FitOptions = FitOptions(),
+) -> FitResult:
+    """Eq. 4 for one tracked frame whose identity and focal length are known: a few
+    Levenberg-Marquardt steps on pose and expression from a start near the answer (the frame's
+    regressed shape). anchor: expression weights that x is drawn to with options.anchor_weight
+    (the previous frame's, for temporal coherence)."""
+    prob = _make_problem(landmarks, image_size, weights, _tangent_weight(options))
+    bases = _bases(model)
+    u = _check_vector(identity, model.num_identity, "identity")
+    log_f = float(np.log(_check_focal(focal_px, prob.image_size)))
+    x0 = np.clip(np.asarray(expression, np.float64), 0.0, 1.0)
+    rot, t = np.asarray(rotation, np.float64), np.asarray(translation, np.float64)
+    rows = np.arange(NUM_LANDMARKS)
+    if options.silhouette_jaw:
+        rows = _silhouette_rows(bases, _positions(bases, u, x0), rot, t, np.exp(log_f), prob.center)
+    state = _FrameState.from_pose(rot, t, x0, rows)
+    anchors = [None if anchor is None else np.asarray(anchor, np.float64)]
+    (state,), _, _ = _refine(bases, [prob], [state], u, log_f, log_f, options, False, False, anchors)
+    return _result(bases, state, prob, u, float(np.exp(log_f)))

@@ -221,6 +221,36 @@ def fern_bins(values: np.ndarray, pairs: np.ndarray, thresholds: np.ndarray) -> 
     return out
 
 
+@numba.njit(cache=False, nogil=True)
+def sample_features_many(gray: np.ndarray, mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """sample_features for K point sets (K, P, 2) at once: (K, P)."""
+    out = np.zeros((points.shape[0], points.shape[1]), np.float32)
+    for k in range(points.shape[0]):
+        out[k] = sample_features(gray, mask, points[k])
+    return out
+
+
+@numba.njit(cache=False, nogil=True)
+def apply_ferns_many(values: np.ndarray, pairs: np.ndarray, thresholds: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """apply_ferns for K feature vectors (K, P) at once: (K, Q)."""
+    out = np.zeros((values.shape[0], outputs.shape[2]), np.float32)
+    for k in range(values.shape[0]):
+        out[k] = apply_ferns(values[k], pairs, thresholds, outputs)
+    return out
+
+
+def _rotations(omega: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula for K rotation vectors (K, 3): (K, 3, 3)."""
+    theta = np.linalg.norm(omega, axis=1)
+    safe = np.where(theta > 1e-12, theta, 1.0)
+    k = omega / safe[:, None]
+    skew = np.zeros((len(omega), 3, 3))
+    skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    skew[:, 1, 0], skew[:, 2, 0], skew[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
+    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    return np.eye(3) + s * skew + (1.0 - c) * (skew @ skew)
+
+
 # ----------------------------------------------------------------------------- the cascade
 
 @dataclass
@@ -246,6 +276,32 @@ class FernCascade:
             dq = apply_ferns(values, stage.pairs, stage.thresholds, stage.outputs)
             state = apply_update(state, dq.astype(np.float64), focal_px, face_scale(pts))
         return state
+
+    def run_many(self, gray: np.ndarray, mask: np.ndarray, states: list[ShapeState], lm: LandmarkModel,
+                 focal_px: float, center) -> list[ShapeState]:
+        """run() for several starts on the same image, stage by stage for all of them at once
+        (the per-stage work is small; doing it once for K starts saves most of K - 1 runs' overhead)."""
+        center = np.asarray(center, np.float64)
+        rotation = np.stack([s.rotation for s in states])
+        abc = np.stack([s.abc for s in states])
+        x = np.stack([s.expression for s in states])
+        d = np.stack([s.displacements for s in states])
+        for stage in self.stages:
+            pos = lm.neutral[None] + np.einsum("pcj,kj->kpc", lm.expression, x)
+            t = np.exp(abc[:, 2])[:, None] * np.stack([abc[:, 0], abc[:, 1], np.ones(len(abc))], axis=1)
+            cam = np.einsum("kpc,kdc->kpd", pos, rotation) + t[:, None, :]
+            pts = focal_px * cam[:, :, :2] / cam[:, :, 2:3] + center + d
+            layout = stage.layout
+            feature_points = np.einsum("pj,kpjd->kpd", layout.barycentric, pts[:, layout.triangle_vertices])
+            values = sample_features_many(gray, mask, np.ascontiguousarray(feature_points))
+            dq = apply_ferns_many(values, stage.pairs, stage.thresholds, stage.outputs).astype(np.float64)
+            centred = pts - pts.sum(axis=1, keepdims=True) / NUM_LANDMARKS
+            scale = np.sqrt((centred * centred).sum(axis=(1, 2)) / NUM_LANDMARKS)
+            rotation = _rotations(dq[:, :3]) @ rotation
+            abc = abc + np.stack([dq[:, 3] * scale / focal_px, dq[:, 4] * scale / focal_px, dq[:, 5]], axis=1)
+            x = np.clip(x + dq[:, 6:6 + NUM_FACS], 0.0, 1.0)
+            d = d + dq[:, 6 + NUM_FACS:].reshape(-1, NUM_LANDMARKS, 2) * scale[:, None, None]
+        return [ShapeState(rotation[k], abc[k], x[k], d[k]) for k in range(len(states))]
 
     def save(self, path: Path) -> None:
         arrays = {"meta_json": np.array(json.dumps(self.meta)), "stages": np.array(len(self.stages))}

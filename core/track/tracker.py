@@ -27,6 +27,7 @@ from ..io.files import shipped_model_path
 from ..io.image_input import as_bgr_uint8
 from ..segment.segmentation import SegmenterOptions
 from .regressor import FernCascade, LandmarkModel, ShapeState, face_scale, landmarks, mean_face_in_box
+from .temporal import ExpressionFitter, LandmarkSmoother, SteadyOptions, mean_state, shifted_starts
 from .still import (eye_line_roll, face_blob, largest_component_box, mask_grew, mask_misses_face, mirror_box,
                     mirror_landmarks)
 
@@ -103,6 +104,9 @@ class TrackerOptions:
     adapt_identity: bool = True          # solve identity and focal on keyframes while tracking
     keyframe_confidence: float = 0.6     # only frames this confident become keyframes
     synchronous_adaptation: bool = False  # repeatable (see above)
+    # VIDEO mode's temporal coherence (core.track.temporal): averaged regressions, steadied
+    # landmarks, blendshapes fitted with the previous frame's as a prior; None: raw regressions
+    steady: SteadyOptions | None = field(default_factory=SteadyOptions)
 
 
 # share of the 2D displacements D a frame starts from (DDE carries them between frames)
@@ -264,6 +268,9 @@ class FaceTracker:
         self._frame_size: tuple[int, int] | None = None
         self._adapter = None
         self._adaptation_version = 0
+        steady = self.options.steady
+        self._smoother = LandmarkSmoother(steady.alpha, steady.beta, steady.noise) if steady and steady.smooth else None
+        self._fitter = ExpressionFitter(self.model, steady) if steady and steady.fit_expression else None
 
     # ------------------------------------------------------------ per frame
 
@@ -430,6 +437,12 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget the face (the next frame starts from a detection); identity and focal stay."""
         self._state = None
+        self._forget_motion()
+
+    def _forget_motion(self) -> None:
+        for part in (self._smoother, self._fitter):
+            if part is not None:
+                part.reset()
 
     def _track(self, image: np.ndarray, passes: int, keep: bool, mask: np.ndarray | None) -> TrackResult:
         return self.regress(self.prepare(image, mask), passes=passes, keep=keep)
@@ -498,16 +511,44 @@ class FaceTracker:
             state = state.copy()
             state.displacements *= DISPLACEMENT_CARRY
         t0 = time.perf_counter()
-        state = self._run_cascade(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), mask, state, passes)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        steady = self.options.steady if keep else None
+        if steady is not None and steady.starts > 1:
+            shift = steady.start_shift * face_scale(landmarks(state, self._lm, self._focal, center))
+            starts = shifted_starts(state, steady.starts, shift, self._focal)
+            for _ in range(passes):
+                starts = self.cascade.run_many(gray, mask, starts, self._lm, self._focal, center)
+            state = mean_state(starts)
+        else:
+            state = self._run_cascade(gray, mask, state, passes)
         timings["regression_ms"] = (time.perf_counter() - t0) * 1000
         points = landmarks(state, self._lm, self._focal, center)
         confidence = self._confidence(points, mask, (w, h))
         ok = confidence >= self.options.min_confidence
-        if keep:
-            if ok and self.options.adapt_identity:
-                state, points = self._adapt(points, state, confidence, (w, h))
-            self._state = state if ok else None
-        return self._result(state, points, mask, timings, confidence)
+        if not keep:
+            return self._result(state, points, mask, timings, confidence)
+        if ok and self.options.adapt_identity:
+            state, points = self._adapt(points, state, confidence, (w, h))
+        self._state = state if ok else None
+        if not ok:
+            self._forget_motion()
+            return self._result(state, points, mask, timings, confidence)
+        return self._steady_result(state, points, mask, timings, confidence, (w, h))
+
+    def _steady_result(self, state: ShapeState, points: np.ndarray, mask: np.ndarray, timings: dict,
+                       confidence: float, size) -> TrackResult:
+        """A tracked video frame's result: its landmarks steadied, and pose and blendshapes fitted
+        to them (SteadyOptions); the kept shape, which the next frame starts from, stays the
+        regressed one."""
+        t0 = time.perf_counter()
+        if self._smoother is not None:
+            points = self._smoother(points)
+        result = self._result(state, points, mask, timings, confidence)
+        if self._fitter is not None:
+            result.rotation, result.translation, result.blendshapes = self._fitter(
+                points, size, state.rotation, state.translation(), state.expression, self.identity, self._focal)
+        timings["temporal_ms"] = (time.perf_counter() - t0) * 1000
+        return result
 
     def _run_cascade(self, gray: np.ndarray, mask: np.ndarray, state: ShapeState, passes: int) -> ShapeState:
         center = principal_point((gray.shape[1], gray.shape[0]))

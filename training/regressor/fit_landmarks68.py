@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ import numpy as np
 from core.face.camera import focal_from_mm
 from core.face.face_model import load_face_model
 from core.io.files import write_image, write_npz, write_text
-from core.face.fitting import FitResult, fit_landmarks
+from core.face.fitting import FitOptions, FitResult, fit_landmarks, with_expression_priors
 
 from evaluation.paths import BUILD_DIR, require_data
 
@@ -73,10 +74,17 @@ def normalised_error(fit: FitResult, landmarks: np.ndarray) -> float:
     return point_error(fit.projected, landmarks)
 
 
-def _fit_one(sample: Sample) -> dict:
+def target_options(plain: bool = False) -> FitOptions:
+    """Eq. 4's options for training targets: with the expression priors (antagonists apart,
+    unobservable channels at 0; fitting.with_expression_priors) unless plain."""
+    return FitOptions() if plain else with_expression_priors(FitOptions())
+
+
+def _fit_one(sample: Sample, plain: bool = False) -> dict:
     model = load_face_model()
     t0 = time.perf_counter()
-    fit = fit_landmarks(model, sample.landmarks, IMAGE_SIZE, focal_px=sample.focal_prior_px)
+    fit = fit_landmarks(model, sample.landmarks, IMAGE_SIZE, focal_px=sample.focal_prior_px,
+                        options=target_options(plain))
     ms = (time.perf_counter() - t0) * 1000
     return {"fit": fit, "nme": normalised_error(fit, sample.landmarks), "ms": ms}
 
@@ -129,11 +137,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="fit only the first N images")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=BUILD_DIR)
+    parser.add_argument("--plain", action="store_true",
+                        help="targets without the expression priors (the targets of regressors trained before them)")
     args = parser.parse_args()
     samples = load_samples(args.limit)
     results = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for k, res in enumerate(pool.map(_fit_one, samples, chunksize=8), 1):
+        for k, res in enumerate(pool.map(partial(_fit_one, plain=args.plain), samples, chunksize=8), 1):
             results.append(res)
             if k % 50 == 0 or k == len(samples):
                 print(f"\rfitted {k}/{len(samples)}", end="", file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from core.face.camera import focal_from_mm
 from core.face.face_model import load_face_model
 from core.face.fitting import fit_landmarks
-from training.regressor.fit_landmarks68 import Sample, normalised_error, save_targets
+from training.regressor.fit_landmarks68 import Sample, normalised_error, save_targets, target_options
 
 REPO = Path(__file__).resolve().parents[2]
 CROP_SIZE = (160, 160)
@@ -27,8 +28,8 @@ CROP_SIZE = (160, 160)
 FOCAL_PRIOR_PX = focal_from_mm(50.0, 250)
 
 
-def _fit_one(landmarks: np.ndarray):
-    fit = fit_landmarks(load_face_model(), landmarks, CROP_SIZE, focal_px=FOCAL_PRIOR_PX)
+def _fit_one(landmarks: np.ndarray, plain: bool = False):
+    fit = fit_landmarks(load_face_model(), landmarks, CROP_SIZE, focal_px=FOCAL_PRIOR_PX, options=target_options(plain))
     return fit, normalised_error(fit, landmarks)
 
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=REPO / "build/teachers/lfw_unlabeled_dlib.json")
     parser.add_argument("--out", type=Path, default=REPO / "build/teachers/lfw_unlabeled_fits.npz")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--plain", action="store_true", help="targets without the expression priors")
     args = parser.parse_args()
     labels = json.loads(args.labels.read_text())["images"]
     files = sorted(f for f, lab in labels.items() if lab.get("points68"))
@@ -44,7 +46,7 @@ def main() -> None:
     t0 = time.time()
     fits, nmes = [], []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for k, (fit, nme) in enumerate(pool.map(_fit_one, marks, chunksize=16), 1):
+        for k, (fit, nme) in enumerate(pool.map(partial(_fit_one, plain=args.plain), marks, chunksize=16), 1):
             fits.append(fit)
             nmes.append(nme)
             if k % 100 == 0 or k == len(files):
