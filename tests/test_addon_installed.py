@@ -623,9 +623,11 @@ def test_baked_head_sway_follows_the_clips_sideways_motion(baked):
 
 
 def test_smiling_photo_bakes_to_smile_keys_well_above_blink_keys(baked):
+    """A broad smile narrows the eyes a little (the cheeks rise), so EyeBlink may read a little
+    now that blinks register; it must stay small and far below the smile."""
     smile = np.mean([curve_values(baked["keys"], f'key_blocks["MouthSmile_{s}"].value[0]') for s in "LR"])
     blink = np.mean([curve_values(baked["keys"], f'key_blocks["EyeBlink_{s}"].value[0]') for s in "LR"])
-    assert smile > 0.3 and blink < 0.1 and smile > 3 * blink
+    assert smile > 0.3 and blink < 0.15 and smile > 5 * blink
 
 
 def test_bake_writes_nothing_into_the_addons_folder(baked):
