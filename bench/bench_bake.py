@@ -40,11 +40,12 @@ bpy.ops.maskcap.bake()
 RESULT["bake_seconds"] = time.perf_counter() - start
 RESULT["bake_frames"] = len(pkg.bake.last_take())
 start = time.perf_counter()  # the baseline: the engine alone on the same clip, no keyframes
-RESULT["track_frames"] = len(pkg.engine.load("take").track_clip(CLIP))
+take = importlib.import_module(pkg.__name__ + ".core.capture.take")
+RESULT["track_frames"] = len(take.track_clip(CLIP))
 RESULT["track_seconds"] = time.perf_counter() - start
-tracker = pkg.engine.load("tracker")  # the floor: the same, without identity/focal adaptation
+tracker = importlib.import_module(pkg.__name__ + ".core.track.tracker")  # the floor: the same, without identity/focal adaptation
 start = time.perf_counter()
-RESULT["fixed_frames"] = len(pkg.engine.load("take").track_clip(
+RESULT["fixed_frames"] = len(take.track_clip(
     CLIP, tracker_options=tracker.TrackerOptions(adapt_identity=False, synchronous_adaptation=True)))
 RESULT["fixed_seconds"] = time.perf_counter() - start
 
