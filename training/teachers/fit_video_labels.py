@@ -5,7 +5,9 @@ Reads build/teachers/videos_train/index.json (training.teachers.video_frames) an
 labels of its crops (label_faces.py: videos_train_dlib.json, videos_train_mediapipe.json). A crop's
 68 points are dlib's, with the eyelid points (37, 38, 40, 41, 43, 44, 46, 47) taken from MediaPipe's
 refined eyelids through bench.mediapipe_ibug68's map: dlib's eyes seldom close on a blink, and the
-regressor cannot learn blinks from points that do not. Crops where the teachers disagree (inner
+regressor cannot learn blinks from points that do not. MediaPipe's lids sit wider apart than the
+68-point convention, so they are shifted per clip by their median offset from dlib's: dlib's
+resting lids, MediaPipe's blinks. Crops where the teachers disagree (inner
 points over `max_disagreement` of the eye distance apart) are dropped. Each is fitted with the
 expression priors (fitting.with_expression_priors), the focal prior being 50 mm equivalent of its
 clip's frame. Each clip is one person: one identity and focal length are solved on a dozen of its
@@ -118,6 +120,7 @@ def main() -> None:
         widths[clip] = capture.get(cv2.CAP_PROP_FRAME_WIDTH)
         capture.release()
     samples, dropped = [], {"no_label": 0, "disagree": 0, "held_out": 0}
+    lid_offsets: dict[str, list[np.ndarray]] = {}
     for f in index["frames"]:
         if f["clip"] in args.hold_out:
             dropped["held_out"] += 1
@@ -132,6 +135,9 @@ def main() -> None:
             continue
         scale = index["crop"] / f["crop_centre_side"][2]
         samples.append(Sample(f["file"], f["group"], points, scale * focal_from_mm(50.0, widths[f["clip"]])))
+        lid_offsets.setdefault(f["clip"], []).append(points[list(EYELIDS)] - np.asarray(a["points68"])[list(EYELIDS)])
+    for s in samples:  # MediaPipe's lids moved onto dlib's at rest, per clip
+        s.landmarks[list(EYELIDS)] -= np.median(lid_offsets[s.file.rsplit("_", 1)[0]], axis=0)
     t0 = time.time()
     clips = np.array([s.file.rsplit("_", 1)[0] for s in samples])
     identities: dict[str, tuple[np.ndarray | None, float]] = {}
