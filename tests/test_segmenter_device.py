@@ -146,3 +146,18 @@ def test_segmenter_options_default_to_the_cpu_with_one_thread():
     options = SegmenterOptions()
     assert options.device == "cpu" and options.intra_op_threads == 1
     assert segmentation.DEVICES == ("cpu", "auto", "cuda")
+
+
+def test_the_face_detector_chooses_its_device_as_the_segmenter_does():
+    """One device logic (core.io.onnx_runtime) for both networks: auto falls back and says why."""
+    import onnxruntime as ort
+
+    from core.detect.cnn import CnnDetectorOptions, CnnFaceDetector
+    from core.io.onnx_runtime import DeviceError
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has a CUDA provider")
+    with CnnFaceDetector(CnnDetectorOptions(device="auto")) as detector:
+        assert detector.provider == "CPUExecutionProvider" and "CPU build" in detector.device_note
+    with pytest.raises(DeviceError, match="CPU build"):
+        CnnFaceDetector(CnnDetectorOptions(device="cuda"))

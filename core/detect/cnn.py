@@ -88,7 +88,7 @@ class CnnDetectorOptions:
     score_threshold: faces whose heat map peak is below this are dropped.
     nms_iou: boxes overlapping a stronger one by more than this IoU are dropped.
     min_face_px: boxes shorter than this (frame pixels) are dropped.
-    device: "cpu", or "auto" for CUDA when an ONNX Runtime session comes up on it.
+    device: "cpu", "auto" (CUDA when an ONNX Runtime session comes up on it) or "cuda" (core.io.onnx_runtime).
     threads: ONNX Runtime's threads for one detection (1 leaves the other core to other work).
     """
     model_path: str | Path | None = None
@@ -141,8 +141,8 @@ class CnnFaceDetector(Closing):
             raise FileNotFoundError(f"face detector model not found: {path} (rebuild it with "
                                     "`python -m training.detector.build` or pass model_path)")
         self.model_path = path
-        self._session = open_session(path, self.options.device, self.options.threads, 1,
-                                     DetectorModelError, "face detector model")
+        self._session, self.device_note = open_session(path, self.options.device, self.options.threads, 1,
+                                                       DetectorModelError, "face detector model")
         inputs = self._session.get_inputs()
         outputs = [o.name for o in self._session.get_outputs()]
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3 \

@@ -1,20 +1,40 @@
-"""ONNX Runtime sessions for the shipped networks: which execution providers a device name means."""
+"""ONNX Runtime sessions for the shipped networks: what a device name means, and why a session
+runs where it does."""
 from __future__ import annotations
 
-__all__ = ["providers_for", "session_options", "open_session"]
+__all__ = ["DEVICES", "DeviceError", "cuda_listed", "providers_for", "session_options", "open_session"]
+
+DEVICES = ("cpu", "auto", "cuda")
+
+_NO_CUDA_BUILD = ("this ONNX Runtime is the CPU build, without a CUDA provider; the add-on's -gpu zip "
+                  "and the onnxruntime-gpu package have one")
+_CUDA_DID_NOT_START = ("ONNX Runtime's CUDA provider did not start; it needs an NVIDIA GPU with CUDA 12 "
+                       "and cuDNN 9 installed")
 
 
-def providers_for(device: str) -> list[str]:
-    """"cpu": the CPU provider alone; "auto": CUDA first when onnxruntime-gpu offers it (the caller
-    checks that the session really came up on it: the GPU wheel lists CUDA even where it is missing)."""
+class DeviceError(RuntimeError):
+    """device="cuda" was asked for and ONNX Runtime cannot run the network on CUDA here."""
+
+
+def cuda_listed() -> bool:
+    """Whether this ONNX Runtime build has a CUDA provider (onnxruntime-gpu; it is listed even
+    where CUDA itself is missing, so only a session that starts on it tells for sure)."""
     import onnxruntime as ort
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def providers_for(device: str, device_error: type[Exception] = DeviceError) -> list[str]:
+    """"cpu": the CPU alone; "auto" and "cuda": CUDA first when this build lists it ("cuda"
+    without it raises `device_error`). The caller checks that a session really came up on CUDA."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device == "auto":
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
-    raise ValueError(f"device must be 'cpu' or 'auto', got {device!r}")
+    if cuda_listed():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise device_error(f"device 'cuda' was asked for, but {_NO_CUDA_BUILD}")
+    return ["CPUExecutionProvider"]
 
 
 def session_options(intra_op_threads: int, inter_op_threads: int = 1):
@@ -32,16 +52,22 @@ def session_options(intra_op_threads: int, inter_op_threads: int = 1):
 
 
 def open_session(path, device: str, intra_op_threads: int, inter_op_threads: int = 1,
-                 error: type[Exception] = RuntimeError, what: str = "model"):
-    """An InferenceSession of the file on the device's providers, on the CPU when CUDA was asked
-    for but did not come up; a file ONNX Runtime cannot load raises `error` naming `what`."""
+                 error: type[Exception] = RuntimeError, what: str = "model",
+                 device_error: type[Exception] = DeviceError):
+    """(InferenceSession of the file on the device's providers, note). "auto" falls back to the
+    CPU when CUDA is missing or does not start, and the note says why (empty otherwise); "cuda"
+    raises `device_error` instead. A file ONNX Runtime cannot load raises `error` naming `what`."""
     import onnxruntime as ort
     so = session_options(intra_op_threads, inter_op_threads)
-    providers = providers_for(device)
+    providers = providers_for(device, device_error)
+    note = "" if device == "cpu" or "CUDAExecutionProvider" in providers else f"CUDA is not used: {_NO_CUDA_BUILD}"
     try:
         session = ort.InferenceSession(str(path), so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise error(f"could not load the {what} {path}: {exc}") from exc
     if "CUDAExecutionProvider" in providers and session.get_providers()[0] != "CUDAExecutionProvider":
+        if device == "cuda":
+            raise device_error(f"device 'cuda' was asked for, but {_CUDA_DID_NOT_START}")
+        note = f"CUDA is not used: {_CUDA_DID_NOT_START}"
         session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return session
+    return session, note

@@ -183,11 +183,10 @@ _worker: _Worker | None = None
 
 def _new_worker(options: BatchOptions, detection_threads: int = 1) -> _Worker:
     """One worker's models: a segmenter on options.device with options.segmenter_threads, and the detector
-    on `detection_threads` threads (on CUDA when the options ask for "auto" or "cuda" and it starts,
-    else on the CPU)."""
+    on `detection_threads` threads, both on the options' device."""
     detection = CnnDetectorOptions.fast() if options.fast_detection else CnnDetectorOptions()
     detection.threads = detection_threads
-    detection.device = "cpu" if options.device == "cpu" else "auto"
+    detection.device = options.device
     segmenter = FaceSegmenter(options=SegmenterOptions(device=options.device,
                                                        intra_op_threads=options.segmenter_threads))
     return _Worker(segmenter, CnnFaceDetector(detection), options)

@@ -27,6 +27,7 @@ from ..detect.cnn import detect_all_faces
 from ..detect.detection import CROP_SCALE_FROM_FACE, crop_box_from_face_box
 from ..io.files import shipped_model_path
 from ..io.closing import Closing
+from ..io.onnx_runtime import DEVICES, DeviceError, cuda_listed, open_session
 from ..io.image_input import as_bgr_uint8
 
 __all__ = ["FaceSegmenter", "SegmenterOptions", "SegmenterDeviceError", "DEVICES", "cuda_listed",
@@ -56,11 +57,8 @@ class SegmenterModelError(RuntimeError):
     """The segmentation model file exists but cannot be used (corrupt, or not a segmenter)."""
 
 
-class SegmenterDeviceError(RuntimeError):
+class SegmenterDeviceError(DeviceError):
     """device="cuda" was asked for and ONNX Runtime cannot run the segmenter on CUDA here."""
-
-
-DEVICES = ("cpu", "auto", "cuda")
 
 
 @dataclass
@@ -361,31 +359,6 @@ def network_input(crops_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(crops_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def cuda_listed() -> bool:
-    """Whether this ONNX Runtime build has a CUDA provider (onnxruntime-gpu; it is listed even
-    where CUDA itself is missing, so only a session that starts on it tells for sure)."""
-    import onnxruntime as ort
-    return "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-_NO_CUDA_BUILD = ("this ONNX Runtime is the CPU build, without a CUDA provider; the add-on's -gpu zip "
-                  "and the onnxruntime-gpu package have one")
-_CUDA_DID_NOT_START = ("ONNX Runtime's CUDA provider did not start; it needs an NVIDIA GPU with CUDA 12 "
-                       "and cuDNN 9 installed")
-
-
-def _providers(device: str) -> list[str]:
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if cuda_listed():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise SegmenterDeviceError(f"device 'cuda' was asked for, but {_NO_CUDA_BUILD}")
-    return ["CPUExecutionProvider"]
-
-
 class FaceSegmenter(Closing):
     """Face / not-face segmentation of a frame. Create once, call per frame, close (or `with`)."""
 
@@ -412,29 +385,12 @@ class FaceSegmenter(Closing):
         return f"{text}; {self.device_note}" if self.device_note else text
 
     def _open_session(self, path: Path):
-        import onnxruntime as ort
         if not path.is_file():
             raise FileNotFoundError(f"segmentation model not found: {path} (retrain it with "
                                     "`python -m training.segmenter.train` or pass model_path)")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(self.options.intra_op_threads)
-        so.inter_op_num_threads = int(self.options.inter_op_threads)
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        device = self.options.device
-        providers = _providers(device)
-        # why the segmenter runs on the CPU although the options asked for "auto" (empty otherwise)
-        self.device_note = "" if device == "cpu" or "CUDAExecutionProvider" in providers else (
-            f"CUDA is not used: {_NO_CUDA_BUILD}")
-        try:
-            session = ort.InferenceSession(str(path), so, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise SegmenterModelError(f"could not load the segmentation model {path}: {exc}") from exc
-        if "CUDAExecutionProvider" in providers and session.get_providers()[0] != "CUDAExecutionProvider":
-            if device == "cuda":
-                raise SegmenterDeviceError(f"device 'cuda' was asked for, but {_CUDA_DID_NOT_START}")
-            self.device_note = f"CUDA is not used: {_CUDA_DID_NOT_START}"
-            session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        session, self.device_note = open_session(
+            path, self.options.device, self.options.intra_op_threads, self.options.inter_op_threads,
+            SegmenterModelError, "segmentation model", SegmenterDeviceError)
         inputs = session.get_inputs()
         outputs = {o.name for o in session.get_outputs()}
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, CROP_SIZE, CROP_SIZE] \
